@@ -1,0 +1,42 @@
+# Two commands for a fresh machine:  `make run` (set up + open the workbench) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+# Caches stay inside the project, never in the user's home (Hugging Face, datasets, torch extensions,
+# built-in tiny models, trl schema).
+CACHE  := $(CURDIR)/.cache
+export HF_HOME              := $(CACHE)/huggingface
+export HF_DATASETS_CACHE    := $(CACHE)/huggingface/datasets
+export TORCH_EXTENSIONS_DIR := $(CACHE)/torch_extensions
+export WORKBENCH_CACHE      := $(CACHE)/workbench
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test setup demo bench clean assets
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt torch
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/workbench
+
+demo: $(STAMP)
+	$(VENV)/bin/workbench run recipes/grpo-tiny.toml
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+assets:
+	$(PYTHON) scripts/make_assets.py
+
+clean:
+	rm -rf $(VENV) $(CACHE) .pytest_cache
