@@ -1,0 +1,323 @@
+"""The headless CLI, twin of the TUI. Light: no torch/transformers/trl/peft/datasets import (the training child
+and the one-time trl schema extraction run in separate processes).
+
+  workbench                      open the TUI
+  workbench run RECIPE [--set section.key=value ...] [--detach]
+  workbench validate RECIPE
+  workbench ls | show RUN | tail RUN | stop RUN
+  workbench new STAGE [-o FILE]
+
+Exit codes: 0 ok, 1 the run failed (or was stopped/killed), 2 bad input. Runs live in --runs-dir, $WORKBENCH_RUNS,
+or ./runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from workbench.core import paths, summary
+from workbench.core.problems import BadInput, Problem, errors
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _report(problems: list[Problem]) -> None:
+    for p in problems:
+        _err(p.format())
+
+
+# -- commands --------------------------------------------------------------------------------------------------
+def load_valid_recipe(path: str, overrides: list[str], runs_dir: Path):
+    from workbench.core.recipe import Recipe
+    from workbench.core.validate import validate_recipe
+
+    recipe = Recipe.load(path)
+    recipe.apply_overrides(overrides or [])
+    problems = validate_recipe(recipe, runs_dir)
+    if errors(problems):
+        raise BadInput(problems)
+    _report(problems)  # warnings only
+    return recipe
+
+
+def cmd_validate(args) -> int:
+    from workbench.core.recipe import Recipe
+    from workbench.core.validate import validate_recipe
+
+    recipe = Recipe.load(args.recipe)
+    recipe.apply_overrides(args.set or [])
+    problems = validate_recipe(recipe, paths.runs_dir(args.runs_dir))
+    _report(problems)
+    n = len(errors(problems))
+    if n:
+        _err(f"{n} problem{'s' if n > 1 else ''} in {args.recipe}")
+        return EXIT_BAD_INPUT
+    _out(f"{args.recipe}: ok (stage {recipe.stage}, model {recipe.get('model.path')}, data {recipe.get('data.path')})")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from workbench.core import supervisor
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    recipe = load_valid_recipe(args.recipe, args.set, runs_dir)
+    launched = supervisor.launch(recipe, runs_dir)
+    rd = launched.run
+    _out(f"run {rd.id} started: {rd.path}")
+    if args.detach:
+        _out(f"follow it with: workbench tail {rd.id}" + _runs_flag(args))
+        return EXIT_OK
+    return follow(rd, args, launched.process)
+
+
+def _runs_flag(args) -> str:
+    return f" --runs-dir {args.runs_dir}" if args.runs_dir else ""
+
+
+def follow(rd, args, process=None, print_rows: bool = False) -> int:
+    """Show progress until the run ends. Ctrl-C (or SIGHUP) stops following, never the run."""
+    from workbench.core import supervisor
+    from workbench.core.metrics import JsonlTail, MetricsHistory
+
+    tail, hist = JsonlTail(rd.metrics_path), MetricsHistory()
+    tty = sys.stdout.isatty()
+    last_line, last_print = "", 0.0
+    signal.signal(signal.SIGHUP, signal.SIG_IGN) if not tty else None
+    try:
+        while True:
+            rows = tail.read_new()
+            hist.add(rows)
+            if print_rows:
+                for row in rows:
+                    _out(_row_line(row))
+            st = supervisor.status(rd)
+            if process is not None:
+                process.poll()  # reap the runner when it exits
+            line = _progress_line(hist, st)
+            now = time.monotonic()
+            if not print_rows and line != last_line and (tty or now - last_print > 2 or
+                                                         st.get("state") not in ("queued", "running")):
+                if tty:
+                    sys.stdout.write("\r\x1b[2K" + line)
+                    sys.stdout.flush()
+                else:
+                    _out(line)
+                last_line, last_print = line, now
+            if st.get("state") not in ("queued", "running"):
+                break
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        _out(f"\nstopped following; the run goes on. Re-attach: workbench tail {rd.id}{_runs_flag(args)}")
+        return EXIT_OK
+    if tty:
+        _out()
+    hist.add(tail.read_new())
+    return _final_report(rd, st)
+
+
+def _final_report(rd, st: dict) -> int:
+    state = st.get("state")
+    _out(f"run {rd.id} {state} after {summary.fmt_duration(summary.duration_of(st))}"
+         + (f" (step {st.get('step')})" if st.get("step") else ""))
+    if st.get("error"):
+        _err(f"error: {st['error']}")
+        _err(f"full log: {rd.stdout_path}")
+    if st.get("hint"):
+        _err(f"hint: {st['hint']}")
+    return EXIT_OK if state == "completed" else EXIT_FAILED
+
+
+def _progress_line(hist, st: dict) -> str:
+    parts = [st.get("display_state") or "?"]
+    if st.get("state") == "running" and hist.max_steps is None:
+        parts.append(st.get("phase") or "starting")
+    else:
+        parts.append(summary.progress_bar(hist.step, hist.max_steps))
+        eta = hist.eta_seconds()
+        if eta is not None and st.get("state") == "running":
+            parts.append(f"ETA {summary.fmt_duration(eta)}")
+    for key in summary.HEADLINE_KEYS:
+        if key in hist.latest:
+            parts.append(f"{key} {summary.fmt_num(hist.latest[key])}")
+    return "  ".join(parts)
+
+
+def _row_line(row: dict) -> str:
+    if row.get("event"):
+        return f"-- {row['event']} at step {row.get('step')}" + (
+            f" (max_steps {row['max_steps']})" if row.get("max_steps") else "")
+    skip = {"step", "time", "epoch"}
+    vals = "  ".join(f"{k}={summary.fmt_num(v)}" for k, v in row.items()
+                     if k not in skip and isinstance(v, (int, float)))
+    return f"step {row.get('step')}: {vals}"
+
+
+def cmd_tail(args) -> int:
+    from workbench.core import supervisor
+
+    rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
+    return follow(rd, args, print_rows=True)
+
+
+def cmd_ls(args) -> int:
+    from workbench.core import supervisor
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    runs = supervisor.list_runs(runs_dir)
+    if not runs:
+        _out(f"no runs in {runs_dir}")
+        return EXIT_OK
+    rows = [("RUN", "STATE", "STAGE", "MODEL", "STEP", "REWARD", "LOSS", "STARTED", "TIME")]
+    for rd, st in runs:
+        s = summary.run_summary(rd.metrics_path)
+        step = f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"])
+        rows.append((rd.id, st.get("display_state") or "?", st.get("stage") or "?", str(st.get("model") or "?"),
+                     step, summary.fmt_num(s["latest"].get("reward")), summary.fmt_num(s["latest"].get("loss")),
+                     summary.fmt_time(st.get("started") or st.get("created")),
+                     summary.fmt_duration(summary.duration_of(st))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        _out("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    import json
+
+    from workbench.core import supervisor
+    from workbench.core.metrics import JsonlTail
+
+    rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
+    st = supervisor.status(rd)
+    s = summary.run_summary(rd.metrics_path)
+    launch = supervisor.launch_info(rd)
+    _out(f"run       {rd.id}")
+    _out(f"path      {rd.path}")
+    _out(f"state     {st.get('display_state')}" + (f" (exit code {st['exit_code']})" if "exit_code" in st else ""))
+    _out(f"stage     {st.get('stage')}    model {st.get('model')}")
+    _out(f"progress  {summary.progress_bar(s['step'], s['max_steps'])}")
+    _out(f"started   {summary.fmt_time(st.get('started'))}    duration "
+         f"{summary.fmt_duration(summary.duration_of(st))}")
+    _out(f"command   {' '.join(launch.get('argv', []))}")
+    if st.get("error"):
+        _out(f"error     {st['error']}")
+    if st.get("hint"):
+        _out(f"hint      {st['hint']}")
+    if s["latest"]:
+        _out("latest    " + "  ".join(f"{k}={summary.fmt_num(v)}" for k, v in sorted(s["latest"].items())))
+    if rd.final_model.is_dir():
+        _out(f"final     {rd.final_model}  (use as model.path = \"run:{rd.id}\")")
+    samples = JsonlTail(rd.samples_path).read_new()
+    if samples:
+        last = max(r.get("step", 0) for r in samples)
+        batch = sorted((r for r in samples if r.get("step") == last), key=lambda r: -(r.get("reward") or 0))
+        _out(f"samples   step {last}, {len(batch)} completions (best first):")
+        for r in batch[: args.samples]:
+            rewards = " ".join(f"{k}={summary.fmt_num(v)}" for k, v in (r.get("rewards") or {}).items())
+            _out(f"  reward {summary.fmt_num(r.get('reward'))} adv {summary.fmt_num(r.get('advantage'))} "
+                 f"[{rewards}]  {json.dumps(r.get('completion', ''))[:100]}")
+    return EXIT_OK
+
+
+def cmd_stop(args) -> int:
+    from workbench.core import supervisor
+
+    rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
+    st = supervisor.stop(rd, grace=args.timeout, term_grace=10.0, on_phase=_out)
+    _out(f"run {rd.id}: {st.get('state')}")
+    return EXIT_OK
+
+
+def cmd_new(args) -> int:
+    from workbench.core.stages import STAGES
+    from workbench.core.templates import template
+    from workbench.core.problems import did_you_mean
+
+    if args.stage not in STAGES:
+        raise BadInput(Problem("", "stage", f"unknown stage '{args.stage}'",
+                               did_you_mean(args.stage, STAGES) or f"stages: {', '.join(STAGES)}"))
+    text = template(args.stage)
+    if args.output:
+        from workbench.core.atomic import write_text_atomic
+
+        if Path(args.output).exists() and not args.force:
+            raise BadInput(Problem(args.output, "", "already exists", "pass --force to overwrite, or another name"))
+        write_text_atomic(args.output, text)
+        _out(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_tui(args) -> int:
+    try:
+        from workbench.tui.app import run_app
+    except ImportError:
+        _err("the TUI is not available in this build; use the subcommands (workbench --help)")
+        return EXIT_BAD_INPUT
+    return run_app(paths.runs_dir(args.runs_dir))
+
+
+# -- parser ----------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="A terminal workbench for LLM post-training.")
+    p.add_argument("--runs-dir", help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    sub = p.add_subparsers(dest="command")
+
+    def add(name, func, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--runs-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("run", cmd_run, "validate a recipe and launch it as a detached run; follow it unless --detach")
+    sp.add_argument("recipe")
+    sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a recipe value")
+    sp.add_argument("--detach", action="store_true", help="start and return at once")
+    sp = add("validate", cmd_validate, "check a recipe and report every problem")
+    sp.add_argument("recipe")
+    sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    add("ls", cmd_ls, "list runs")
+    sp = add("show", cmd_show, "show a run's status, metrics and latest samples")
+    sp.add_argument("run")
+    sp.add_argument("--samples", type=int, default=4, help="how many completions to show")
+    sp = add("tail", cmd_tail, "follow a run's metrics until it ends (Ctrl-C stops following, not the run)")
+    sp.add_argument("run")
+    sp = add("stop", cmd_stop, "stop a run: checkpoint and end, then SIGTERM, then SIGKILL")
+    sp.add_argument("run")
+    sp.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a clean stop")
+    sp = add("new", cmd_new, "print (or write) a recipe template for a stage")
+    sp.add_argument("stage")
+    sp.add_argument("-o", "--output", help="write to this file (atomically)")
+    sp.add_argument("--force", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if not args.command:
+            return cmd_tui(args)
+        return args.func(args)
+    except BadInput as e:
+        _report(e.problems)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

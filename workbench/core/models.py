@@ -1,0 +1,92 @@
+"""Model references and light checks: builtin:NAME, run:RUN_ID, a local folder, or a hub id.
+
+No weights are loaded here. Built-in tiny models are built on first use by the training child
+(``workbench.train.builtin``) into the workbench cache.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.core.paths import cache_dir, hf_hub_cache
+
+BUILTIN_VERSION = 1
+BUILTIN_MODELS = {
+    "tiny-lm": "Qwen2-style causal LM, ~110k parameters, ChatML template (builds offline in seconds)",
+    "tiny-teacher": "a wider tiny causal LM (hidden 128) for distillation",
+    "tiny-rm": "tiny sequence-classification reward model (1 label)",
+}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json", "adapter_model.safetensors")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    kind: str  # builtin | run | local | hub
+    value: str  # the builtin name, run id, absolute folder, or hub id
+    raw: str
+
+    def describe(self) -> str:
+        return {"builtin": "built-in", "run": "final model of run", "local": "local folder", "hub": "hub id"}[
+            self.kind] + f" {self.value}"
+
+
+def builtin_dir(name: str) -> Path:
+    return cache_dir() / "models" / f"{name}-v{BUILTIN_VERSION}"
+
+
+def parse_model_ref(raw: str, resolve_path) -> ModelRef:
+    """``resolve_path`` turns a relative path into an absolute one (the recipe's rule)."""
+    if raw.startswith("builtin:"):
+        return ModelRef("builtin", raw.split(":", 1)[1], raw)
+    if raw.startswith("run:"):
+        return ModelRef("run", raw.split(":", 1)[1], raw)
+    looks_local = raw.startswith(("/", ".", "~")) or os.sep in raw and Path(os.path.expanduser(raw)).exists()
+    p = resolve_path(raw)
+    if looks_local or p.exists():
+        return ModelRef("local", str(p), raw)
+    return ModelRef("hub", raw, raw)
+
+
+def folder_problems(path: Path) -> list[tuple[str, str]]:
+    """(what is wrong, what to do) for a folder that should hold a transformers model."""
+    if not path.exists():
+        return [(f"model folder {path} does not exist", "check model.path")]
+    if not path.is_dir():
+        return [(f"{path} is a file, not a model folder", "point model.path at the folder holding config.json")]
+    out = []
+    names = {p.name for p in path.iterdir()}
+    if "config.json" not in names and "adapter_config.json" not in names:
+        out.append((f"{path} has no config.json", "point model.path at a folder saved with save_pretrained()"))
+    if not names & set(WEIGHT_FILES) and not any(n.endswith((".safetensors", ".bin")) for n in names):
+        out.append((f"{path} has no weights (*.safetensors or *.bin)", "copy the weights into the folder"))
+    if not names & set(TOKENIZER_FILES):
+        out.append((f"{path} has no tokenizer files", "save the tokenizer into the folder with save_pretrained()"))
+    return out
+
+
+def hub_cached(repo_id: str, kind: str = "models") -> Path | None:
+    d = hf_hub_cache() / f"{kind}--{repo_id.replace('/', '--')}"
+    snaps = d / "snapshots"
+    if snaps.is_dir() and any(snaps.iterdir()):
+        return d
+    return None
+
+
+def hub_reachable(timeout: float = 1.5) -> bool:
+    """False when offline mode is set or huggingface.co cannot be reached quickly."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def run_final_model(runs_dir: Path, run_id: str) -> Path:
+    return runs_dir / run_id / "final"

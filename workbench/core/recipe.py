@@ -1,0 +1,252 @@
+"""A recipe: one TOML file that fully describes a run. Loading, overrides, saving (comments kept, atomic).
+
+Sections and their keys (the keys under [train] are the trl config class's own field names):
+  [run]     name, stage, seed, format_version, description
+  [model]   path (builtin:NAME | run:RUN_ID | local folder | hub id), trust_remote_code, dtype
+  [data]    path (local jsonl/json/csv/parquet or hub id), split, system_prompt, max_samples
+  [peft]    method (full | lora), r, alpha, dropout, target_modules
+  [rewards] funcs (built-in names or "path/to/file.py:function"), weights
+  [train]   passed to the stage's trl config class after validation
+  [launch]  backend, num_processes, zero_stage
+
+Relative paths in a recipe are resolved against the recipe file's folder first, then the current directory; the
+frozen copy in a run directory holds absolute paths.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from workbench.core.atomic import write_text_atomic
+from workbench.core.problems import BadInput, Problem
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    kinds: tuple[str, ...]
+    default: Any = None
+    help: str = ""
+    choices: tuple = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+# Our own sections ([train] is checked against trl's schema instead).
+SECTIONS: dict[str, dict[str, KeySpec]] = {
+    "run": {
+        "name": KeySpec(("str",), None, "a short name for the run; the run id starts with it"),
+        "stage": KeySpec(("str",), None, "the training stage"),
+        "seed": KeySpec(("int",), 0, "random seed", minimum=0),
+        "format_version": KeySpec(("int",), FORMAT_VERSION, "recipe format version", minimum=1),
+        "description": KeySpec(("str",), "", "free text"),
+    },
+    "model": {
+        "path": KeySpec(("str",), None, "builtin:NAME, run:RUN_ID, a local model folder, or a hub id"),
+        "trust_remote_code": KeySpec(("bool",), False, "run Python code shipped with the model (off unless you trust it)"),
+        "dtype": KeySpec(("str",), "auto", "weights dtype", choices=("auto", "float32", "bfloat16", "float16")),
+    },
+    "data": {
+        "path": KeySpec(("str",), None, "a local jsonl/json/csv/parquet file, or a hub dataset id"),
+        "split": KeySpec(("str",), "train", "dataset split"),
+        "system_prompt": KeySpec(("str",), "", "prepended as a system message to text prompts"),
+        "max_samples": KeySpec(("int",), 0, "use only the first N rows (0 = all)", minimum=0),
+    },
+    "peft": {
+        "method": KeySpec(("str",), "full", "full fine-tuning or a LoRA adapter", choices=("full", "lora")),
+        "r": KeySpec(("int",), 8, "LoRA rank", minimum=1),
+        "alpha": KeySpec(("int", "float"), 16, "LoRA alpha (scale = alpha / r)", minimum=0),
+        "dropout": KeySpec(("float",), 0.0, "LoRA dropout", minimum=0, maximum=1),
+        "target_modules": KeySpec(("list", "str"), "all-linear", "modules to adapt"),
+    },
+    "rewards": {
+        "funcs": KeySpec(("list",), [], "built-in names (format, correctness, length) or 'file.py:function'"),
+        "weights": KeySpec(("list",), [], "one weight per reward function (default 1.0 each)"),
+    },
+    "train": {},
+    "launch": {
+        "backend": KeySpec(("str",), "python", "how the child is started",
+                           choices=("python", "torchrun", "accelerate", "deepspeed")),
+        "num_processes": KeySpec(("int",), 1, "processes (GPUs) on this machine", minimum=1),
+        "zero_stage": KeySpec(("int",), 0, "DeepSpeed ZeRO stage", minimum=0, maximum=3),
+    },
+}
+REQUIRED = (("run", "stage"), ("model", "path"), ("data", "path"))
+
+
+class Recipe:
+    """A parsed recipe. ``doc`` keeps the TOML document (comments, order) for saving; ``data`` is plain dicts."""
+
+    def __init__(self, text: str, path: Path | None = None):
+        self.path = Path(path).resolve() if path else None
+        self.text = text
+        self.doc = tomlkit.parse(text)
+        self.data: dict = self.doc.unwrap()
+
+    # -- loading -------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Recipe":
+        path = Path(path)
+        name = str(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise BadInput(Problem(name, "", "recipe file not found",
+                                   "check the path, or create one with `workbench new grpo > my.toml`"))
+        except IsADirectoryError:
+            raise BadInput(Problem(name, "", "is a folder, not a recipe file", "give the path of a .toml file"))
+        except PermissionError:
+            raise BadInput(Problem(name, "", "cannot be read (permission denied)", "check the file's permissions"))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise BadInput(Problem(name, "", f"is not UTF-8 text (byte {e.start})", "save the file as UTF-8",
+                                   line=line))
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, path: str | os.PathLike | None = None) -> "Recipe":
+        name = str(path) if path else "<recipe>"
+        try:
+            tomllib.loads(text)  # strict parser with line/column in its messages
+        except tomllib.TOMLDecodeError as e:
+            msg = str(e)
+            m = re.search(r"line (\d+)", msg)
+            raise BadInput(Problem(name, "", f"is not valid TOML: {msg}", "fix the syntax at that line",
+                                   line=int(m.group(1)) if m else None))
+        return cls(text, path)
+
+    # -- access --------------------------------------------------------------------------------------------
+    @property
+    def display_name(self) -> str:
+        return str(self.path) if self.path else "<recipe>"
+
+    @property
+    def stage(self) -> str:
+        return str(self.get("run.stage", ""))
+
+    @property
+    def name(self) -> str:
+        n = self.get("run.name")
+        if n:
+            return str(n)
+        return self.path.stem if self.path else self.stage or "run"
+
+    def section(self, name: str) -> dict:
+        v = self.data.get(name, {})
+        return v if isinstance(v, dict) else {}
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def set(self, dotted: str, value: Any) -> None:
+        """Set a value in both the document (kept for saving) and the plain data."""
+        parts = dotted.split(".")
+        node = self.doc
+        for part in parts[:-1]:
+            if part not in node:
+                node[part] = tomlkit.table()
+            node = node[part]
+        node[parts[-1]] = value
+        self._refresh()
+
+    def unset(self, dotted: str) -> None:
+        parts = dotted.split(".")
+        node = self.doc
+        for part in parts[:-1]:
+            if part not in node:
+                return
+            node = node[part]
+        if parts[-1] in node:
+            del node[parts[-1]]
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.text = tomlkit.dumps(self.doc)
+        self.data = self.doc.unwrap()
+
+    def line_of(self, dotted: str) -> int | None:
+        return key_lines(self.text).get(dotted)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the recipe: absolute; else relative to the recipe's folder if it exists there; else cwd."""
+        p = Path(os.path.expanduser(value))
+        if p.is_absolute():
+            return p
+        if self.path is not None:
+            beside = self.path.parent / p
+            if beside.exists():
+                return beside.resolve()
+        return (Path.cwd() / p).resolve()
+
+    # -- overrides and saving ------------------------------------------------------------------------------
+    def apply_overrides(self, assignments: list[str]) -> None:
+        """Apply ``section.key=value`` strings (value parsed as TOML, else taken as a string)."""
+        problems = []
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or "." not in key or not key.split(".")[-1]:
+                problems.append(Problem("--set", item, "expected section.key=value",
+                                        "for example: --set train.learning_rate=1e-4"))
+                continue
+            self.set(key, parse_value(raw.strip()))
+        if problems:
+            raise BadInput(problems)
+
+    def dumps(self) -> str:
+        return tomlkit.dumps(self.doc)
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        target = Path(path) if path else self.path
+        if target is None:
+            raise ValueError("no path to save the recipe to")
+        write_text_atomic(target, self.dumps())
+        self.path = Path(target).resolve()
+        return self.path
+
+
+def parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*("[^"]+"|'[^']+'|[A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=""")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Map 'section.key' (and 'section') to its 1-based line number, for messages."""
+    out: dict[str, int] = {}
+    section = ""
+    for i, line in enumerate(text.splitlines(), 1):
+        m = _HEADER.match(line)
+        if m:
+            section = m.group(1).replace(" ", "").replace('"', "")
+            out.setdefault(section, i)
+            continue
+        m = _KEY.match(line)
+        if m:
+            key = m.group(1).strip("\"'").replace(" ", "")
+            out.setdefault(f"{section}.{key}" if section else key, i)
+    return out

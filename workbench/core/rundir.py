@@ -1,0 +1,145 @@
+"""The run directory: the only link between the UI/CLI processes and a training process tree.
+
+  runs/<run-id>/
+    recipe.toml     frozen copy of what was launched (overrides applied, paths absolute)
+    launch.json     argv, env delta, host, cwd: enough to reproduce or show the command
+    status.json     state, pids, times, exit code, error summary (written atomically)
+    metrics.jsonl   one object per log event, plus lifecycle events (train_begin, checkpoint, train_end)
+    samples.jsonl   one object per sampled completion (GRPO): step, prompt, completion, rewards, advantage
+    stdout.log      the training child's output
+    heartbeat       touched every few seconds by the runner while the process tree lives
+    stop.request    created to ask the trainer to checkpoint and stop
+    checkpoints/    the trainer's output_dir;  final/  the final model (used by `run:RUN_ID`)
+
+Writers, one at a time: the launcher writes the first status (queued); the runner writes it before it starts
+the trainer and after the trainer exits; the trainer (rank 0) updates it in between; a reader that finds the
+process tree gone without a final state settles it (killed or lost).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+from workbench.core.atomic import read_json, write_json_atomic
+
+FINAL_STATES = ("completed", "failed", "stopped", "killed", "lost")
+LIVE_STATES = ("queued", "running")
+HEARTBEAT_EVERY = 5.0
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    recipe_path = property(lambda self: self.path / "recipe.toml")
+    launch_path = property(lambda self: self.path / "launch.json")
+    status_path = property(lambda self: self.path / "status.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    samples_path = property(lambda self: self.path / "samples.jsonl")
+    stdout_path = property(lambda self: self.path / "stdout.log")
+    runner_log_path = property(lambda self: self.path / "runner.log")
+    heartbeat_path = property(lambda self: self.path / "heartbeat")
+    stop_request_path = property(lambda self: self.path / "stop.request")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    final_model = property(lambda self: self.path / "final")
+
+    def exists(self) -> bool:
+        return self.status_path.is_file()
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str) -> "RunDir":
+        """A new, empty run directory (readable by the user only), with a unique id."""
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:40] or "run"
+        for n in range(1, 1000):
+            path = runs_dir / (f"{stamp}-{slug}" + (f"-{n}" if n > 1 else ""))
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            return cls(path)
+        raise RuntimeError(f"could not create a run directory in {runs_dir}")
+
+    # -- status ----------------------------------------------------------------------------------------------
+    def read_status(self) -> dict:
+        return read_json(self.status_path, default={}) or {}
+
+    def write_status(self, **updates) -> dict:
+        status = self.read_status()
+        status.update(updates)
+        write_json_atomic(self.status_path, status)
+        return status
+
+    def touch_heartbeat(self) -> None:
+        with open(self.heartbeat_path, "w") as f:
+            f.write(f"{time.time():.3f}\n")
+
+    def heartbeat_age(self) -> float | None:
+        try:
+            return time.time() - self.heartbeat_path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def stop_requested(self) -> bool:
+        return self.stop_request_path.exists()
+
+    def has_event(self, event: str) -> bool:
+        """Whether metrics.jsonl holds a lifecycle event (scans from the end; cheap for finished runs)."""
+        try:
+            with open(self.metrics_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 65536))
+                tail = f.read()
+        except FileNotFoundError:
+            return False
+        return f'"event": "{event}"'.encode() in tail
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def boot_time() -> float | None:
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("btime"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def pid_alive(pid: int | None, must_contain: str = "workbench") -> bool:
+    """True when pid is a live (not zombie) process whose command line mentions workbench (guards pid reuse)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True  # no procfs: trust kill(0)
+    try:
+        stat = (proc / "stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+        return must_contain in (proc / "cmdline").read_bytes().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False

@@ -1,0 +1,220 @@
+"""Launch, inspect and stop runs. Shared by the CLI and the TUI; no UI, no torch.
+
+launch: validate (by the caller) -> create the run dir -> freeze the recipe -> write launch.json -> start the
+runner (``python -m workbench.core.runner RUN_DIR``) in a new session, output to files, argv lists only.
+stop: stop.request (the trainer checkpoints and ends) -> SIGTERM to the process group -> SIGKILL, with timeouts.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.core.atomic import read_json, write_json_atomic
+from workbench.core.models import parse_model_ref
+from workbench.core.problems import BadInput, Problem
+from workbench.core.recipe import Recipe
+from workbench.core.rewards import parse_reward_ref
+from workbench.core.rundir import FINAL_STATES, RunDir, boot_time, hostname, pid_alive
+
+# Environment every trainer gets (recorded in launch.json as the env delta).
+CHILD_ENV = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "warning"}
+
+
+def freeze(recipe: Recipe) -> Recipe:
+    """A copy with every path made absolute, so the run dir's recipe means the same from any folder."""
+    frozen = Recipe.parse(recipe.dumps(), recipe.path)
+    model = recipe.get("model.path")
+    if isinstance(model, str):
+        ref = parse_model_ref(model, recipe.resolve_path)
+        if ref.kind == "local":
+            frozen.set("model.path", ref.value)
+    data = recipe.get("data.path")
+    if isinstance(data, str) and recipe.resolve_path(data).exists():
+        frozen.set("data.path", str(recipe.resolve_path(data)))
+    funcs = recipe.get("rewards.funcs")
+    if isinstance(funcs, list) and funcs:
+        out = []
+        for raw in funcs:
+            ref = parse_reward_ref(raw, recipe.resolve_path) if isinstance(raw, str) else None
+            out.append(f"{ref.file}:{ref.function}" if ref and ref.file else raw)
+        frozen.set("rewards.funcs", out)
+    return frozen
+
+
+def trainer_argv(recipe: Recipe, run_dir: Path) -> list[str]:
+    backend = recipe.get("launch.backend", "python")
+    nproc = int(recipe.get("launch.num_processes", 1))
+    if backend == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                "-m", "workbench.train", str(run_dir)]
+    return [sys.executable, "-m", "workbench.train", str(run_dir)]
+
+
+def trainer_env(recipe: Recipe, run_dir: Path) -> dict[str, str]:
+    env = dict(CHILD_ENV, WORKBENCH_RUN_DIR=str(run_dir))
+    if int(recipe.get("launch.num_processes", 1)) > 1 and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = "1"  # two threads per process made SFT 9x slower on 2 cores (FINDINGS.md)
+    return env
+
+
+@dataclass
+class Launched:
+    run: RunDir
+    process: subprocess.Popen  # the runner; keep it to reap it (poll) if this process lives on
+
+
+def launch(recipe: Recipe, runs_dir: Path) -> Launched:
+    """Start a validated recipe as a detached run. Raises BadInput when the runs directory is unusable."""
+    try:
+        rd = RunDir.create(runs_dir, recipe.name)
+    except OSError as e:
+        raise BadInput(Problem(str(runs_dir), "", f"cannot create a run directory: {e.strerror or e}",
+                               "pass a writable --runs-dir (or set WORKBENCH_RUNS)"))
+    try:
+        frozen = freeze(recipe)
+        frozen.save(rd.recipe_path)
+        argv = trainer_argv(frozen, rd.path)
+        env = trainer_env(frozen, rd.path)
+        write_json_atomic(rd.launch_path, {
+            "argv": argv, "env": env, "cwd": os.getcwd(), "host": hostname(), "python": sys.executable,
+            "recipe_source": str(recipe.path) if recipe.path else None,
+        })
+        rd.write_status(state="queued", stage=frozen.stage, name=frozen.name, model=frozen.get("model.path"),
+                        created=time.time(), host=hostname(), boot_time=boot_time())
+        log = open(rd.runner_log_path, "ab")
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "workbench.core.runner", str(rd.path)],
+                                    start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, close_fds=True)
+        finally:
+            log.close()
+    except OSError as e:
+        # Nothing half-made is left behind: the run dir goes if the run never started.
+        import shutil
+
+        shutil.rmtree(rd.path, ignore_errors=True)
+        raise BadInput(Problem(str(runs_dir), "", f"cannot write the run directory: {e.strerror or e}",
+                               "free some space or pass another --runs-dir"))
+    rd.write_status(runner_pid=proc.pid, pgid=proc.pid)
+    return Launched(rd, proc)
+
+
+# -- status ----------------------------------------------------------------------------------------------------
+def status(rd: RunDir) -> dict:
+    """The run's status, settled: a live state whose process tree is gone becomes killed (or lost after a reboot).
+
+    Adds ``display_state``: 'stopping' while a requested stop is in progress.
+    """
+    st = rd.read_status()
+    state = st.get("state")
+    if state in ("queued", "running") and st.get("host") in (None, hostname()):
+        pid = st.get("runner_pid")
+        if pid and not pid_alive(pid) and not _just_started(st):
+            st = _settle(rd, st)
+    st["display_state"] = "stopping" if st.get("state") == "running" and rd.stop_requested() else st.get("state")
+    return st
+
+
+def _just_started(st: dict) -> bool:
+    return st.get("state") == "queued" and time.time() - float(st.get("created", 0)) < 2.0
+
+
+def _settle(rd: RunDir, st: dict) -> dict:
+    fresh = rd.read_status()  # the runner may have written the final state meanwhile
+    if fresh.get("state") in FINAL_STATES:
+        return fresh
+    if rd.has_event("train_end"):
+        state, error = ("stopped" if rd.stop_requested() else "completed"), None
+    else:
+        bt, hb = boot_time(), rd.heartbeat_age()
+        rebooted = bt is not None and st.get("boot_time") is not None and bt > float(st["boot_time"]) + 1
+        state = "lost" if rebooted else ("stopped" if rd.stop_requested() else "killed")
+        error = ("the machine restarted while the run was live" if rebooted else
+                 None if state == "stopped" else "the process tree disappeared without finishing (SIGKILL?)")
+        if hb is not None and state == "lost":
+            error += f"; last heartbeat {hb:.0f} s ago"
+    return rd.write_status(state=state, error=error, ended=time.time())
+
+
+def list_runs(runs_dir: Path) -> list[tuple[RunDir, dict]]:
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for p in sorted(runs_dir.iterdir()):
+        rd = RunDir(p)
+        if p.is_dir() and rd.exists():
+            out.append((rd, status(rd)))
+    return out
+
+
+def find_run(runs_dir: Path, ref: str) -> RunDir:
+    """A run by id, unique id prefix, unique name suffix, or path; 'last' is the newest."""
+    direct = Path(ref)
+    if direct.is_dir() and RunDir(direct).exists():
+        return RunDir(direct.resolve())
+    runs = [rd for rd, _ in list_runs(runs_dir)] if runs_dir.is_dir() else []
+    if ref in ("last", "latest") and runs:
+        return max(runs, key=lambda r: r.read_status().get("created", 0))
+    exact = [rd for rd in runs if rd.id == ref]
+    matches = exact or [rd for rd in runs if rd.id.startswith(ref)] or [rd for rd in runs if ref in rd.id]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise BadInput(Problem(str(runs_dir), "", f"no run '{ref}' in {runs_dir}",
+                               "see `workbench ls` for run ids (or pass --runs-dir)"))
+    raise BadInput(Problem(str(runs_dir), "", f"'{ref}' matches {len(matches)} runs: "
+                           + ", ".join(r.id for r in matches[:5]), "give more of the run id"))
+
+
+# -- stop ------------------------------------------------------------------------------------------------------
+def request_stop(rd: RunDir) -> None:
+    rd.stop_request_path.write_text(f"{time.time():.3f}\n")
+
+
+def stop(rd: RunDir, grace: float = 60.0, term_grace: float = 10.0, on_phase=None) -> dict:
+    """Ask the run to stop; escalate to SIGTERM, then SIGKILL of its process group. Returns the final status."""
+    st = status(rd)
+    if st.get("state") in FINAL_STATES:
+        return st
+    say = on_phase or (lambda msg: None)
+    request_stop(rd)
+    say("stop requested: the trainer saves a checkpoint and ends")
+    if _wait_final(rd, grace):
+        return status(rd)
+    pgid = st.get("pgid") or st.get("runner_pid")
+    say(f"no clean stop after {grace:.0f} s: sending SIGTERM to process group {pgid}")
+    _killpg(pgid, signal.SIGTERM)
+    if _wait_final(rd, term_grace):
+        return status(rd)
+    say(f"still alive after {term_grace:.0f} s: sending SIGKILL")
+    _killpg(pgid, signal.SIGKILL)
+    if not _wait_final(rd, 5.0):
+        rd.write_status(state="stopped", error="stopped with SIGKILL", ended=time.time())
+    return status(rd)
+
+
+def _wait_final(rd: RunDir, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if status(rd).get("state") in FINAL_STATES:
+            return True
+        time.sleep(0.2)
+    return status(rd).get("state") in FINAL_STATES
+
+
+def _killpg(pgid, sig) -> None:
+    if not pgid:
+        return
+    try:
+        os.killpg(int(pgid), sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def launch_info(rd: RunDir) -> dict:
+    return read_json(rd.launch_path, {}) or {}

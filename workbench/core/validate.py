@@ -1,0 +1,298 @@
+"""Recipe validation: collect ALL problems (file, key, line, what is wrong, what to do) before anything starts.
+
+Checks, in order: format version, sections and keys (did-you-mean), types and ranges, [train] keys against the
+stage's trl config schema, cross-field rules that trl would only raise after minutes of loading (GRPO batch vs
+num_generations), the model reference, the dataset (exists, parses, has the stage's columns) and the reward
+functions (exist, right signature, their columns present).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from workbench.core import datafile, models, rewards, schema
+from workbench.core.problems import BadInput, Problem, did_you_mean
+from workbench.core.recipe import FORMAT_VERSION, REQUIRED, SECTIONS, KeySpec, Recipe
+from workbench.core.stages import STAGES, match_format
+
+# [train] keys the workbench owns: a recipe may not set them.
+MANAGED_TRAIN_KEYS = {
+    "output_dir": "the workbench puts checkpoints in the run directory (runs/<id>/checkpoints)",
+    "resume_from_checkpoint": "use `workbench resume RUN` instead",
+}
+# Range rules for common trl fields: key -> (minimum, exclusive?, message)
+TRAIN_RANGES = {
+    "learning_rate": (0.0, True),
+    "temperature": (0.0, True),
+    "num_generations": (2, False),
+    "per_device_train_batch_size": (1, False),
+    "gradient_accumulation_steps": (1, False),
+    "max_completion_length": (1, False),
+    "max_length": (1, False),
+    "logging_steps": (0, True),
+    "beta": (0.0, False),
+    "num_train_epochs": (0.0, True),
+    "warmup_ratio": (0.0, False),
+}
+
+
+class Checker:
+    def __init__(self, recipe: Recipe, runs_dir: Path | None):
+        self.r = recipe
+        self.runs_dir = runs_dir
+        self.problems: list[Problem] = []
+
+    def add(self, key: str, message: str, hint: str = "", severity: str = "error") -> None:
+        line = self.r.line_of(key) or (self.r.line_of(key.split(".")[0]) if key else None)
+        self.problems.append(Problem(self.r.display_name, key, message, hint, line, severity))
+
+    # -- structure -----------------------------------------------------------------------------------------
+    def structure(self) -> None:
+        version = self.r.get("run.format_version", FORMAT_VERSION)
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            self.add("run.format_version", f"recipe format {version} is newer than this workbench understands "
+                     f"(up to {FORMAT_VERSION})", "upgrade workbench (pip install -U workbench)")
+        for name, value in self.r.data.items():
+            if name not in SECTIONS:
+                hint = did_you_mean(name, SECTIONS) or f"sections are {', '.join('[' + s + ']' for s in SECTIONS)}"
+                self.add(name, f"unknown section [{name}]", hint)
+            elif not isinstance(value, dict):
+                self.add(name, f"'{name}' must be a [{name}] table, not a value", f"write [{name}] on its own line")
+        for section, key in REQUIRED:
+            if self.r.get(f"{section}.{key}") in (None, ""):
+                self.add(f"{section}.{key}" if section in self.r.data else section,
+                         f"{section}.{key} is required", _required_hint(section, key))
+        for section, specs in SECTIONS.items():
+            if section == "train":
+                continue
+            for key, value in self.r.section(section).items():
+                dotted = f"{section}.{key}"
+                spec = specs.get(key)
+                if spec is None:
+                    hint = did_you_mean(key, specs) or f"keys in [{section}]: {', '.join(specs)}"
+                    self.add(dotted, f"unknown key '{key}' in [{section}]", hint)
+                    continue
+                self.typed(dotted, value, spec)
+
+    def typed(self, dotted: str, value, spec: KeySpec) -> None:
+        expected = schema.check_value(value, {"kinds": list(spec.kinds), "choices": list(spec.choices)})
+        if expected:
+            self.add(dotted, f"{dotted} = {value!r} should be {expected}", f"e.g. {dotted.split('.')[-1]} = "
+                     f"{_toml_repr(spec.default if spec.default not in (None, '', []) else _example(spec))}")
+            return
+        if spec.choices and value not in spec.choices:
+            self.add(dotted, f"{dotted} = {value!r} is not one of {', '.join(map(repr, spec.choices))}",
+                     did_you_mean(str(value), spec.choices))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if spec.minimum is not None and value < spec.minimum:
+                self.add(dotted, f"{dotted} = {value} is below the minimum {spec.minimum:g}",
+                         f"use a value >= {spec.minimum:g}")
+            if spec.maximum is not None and value > spec.maximum:
+                self.add(dotted, f"{dotted} = {value} is above the maximum {spec.maximum:g}",
+                         f"use a value <= {spec.maximum:g}")
+
+    # -- [train] -------------------------------------------------------------------------------------------
+    def train_keys(self) -> None:
+        stage = STAGES.get(self.r.stage)
+        if stage is None:
+            if self.r.stage:
+                self.add("run.stage", f"unknown stage '{self.r.stage}'",
+                         did_you_mean(self.r.stage, STAGES) or f"stages: {', '.join(STAGES)}")
+            return
+        train = self.r.section("train")
+        for key, why in MANAGED_TRAIN_KEYS.items():
+            if key in train:
+                self.add(f"train.{key}", f"train.{key} is managed by the workbench", why)
+        try:
+            fields = schema.stage_fields(stage.config_class)
+        except schema.SchemaUnavailable as e:
+            self.add("train", f"could not check [train] keys against trl: {e}", "is trl installed?",
+                     severity="warning")
+            fields = {}
+        for key, value in train.items():
+            dotted = f"train.{key}"
+            if key in MANAGED_TRAIN_KEYS:
+                continue
+            if fields and key not in fields:
+                cls = stage.config_class.split(":")[-1]
+                hint = did_you_mean(key, fields) or f"see `workbench new {stage.name} --all` for {cls}'s fields"
+                self.add(dotted, f"unknown key '{key}' for {cls} (stage {stage.name})", hint)
+                continue
+            if fields:
+                expected = schema.check_value(value, fields[key])
+                if expected:
+                    self.add(dotted, f"{dotted} = {value!r} should be {expected}",
+                             f"default: {key} = {_toml_repr(fields[key].get('default'))}")
+                    continue
+            rule = TRAIN_RANGES.get(key)
+            if rule and isinstance(value, (int, float)) and not isinstance(value, bool):
+                low, exclusive = rule
+                if math.isnan(value) or (value <= low if exclusive else value < low):
+                    op = ">" if exclusive else ">="
+                    self.add(dotted, f"{dotted} = {value} must be {op} {low:g}", f"set {key} {op} {low:g}")
+
+    def grpo_batch(self) -> None:
+        if self.r.stage not in ("grpo",):
+            return
+        t = self.r.section("train")
+        fields = _safe_fields("trl:GRPOConfig")
+        default = lambda k, d: fields.get(k, {}).get("default", d) if fields else d  # noqa: E731
+        gens = t.get("num_generations", default("num_generations", 8))
+        bs = t.get("per_device_train_batch_size", default("per_device_train_batch_size", 8))
+        accum = t.get("gradient_accumulation_steps", default("gradient_accumulation_steps", 1))
+        nproc = self.r.get("launch.num_processes", 1)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (gens, bs, accum, nproc)):
+            return  # type problems are reported elsewhere
+        gen_batch = t.get("generation_batch_size")
+        spg = t.get("steps_per_generation")
+        if gen_batch is not None and spg is not None:
+            self.add("train.generation_batch_size", "generation_batch_size and steps_per_generation cannot both be "
+                     "set", "remove one of them")
+            return
+        if not isinstance(gen_batch, int):
+            gen_batch = bs * nproc * (spg if isinstance(spg, int) else accum)
+        key = "train.per_device_train_batch_size" if "per_device_train_batch_size" in t else "train.num_generations"
+        if gen_batch % gens:
+            fits = [n for n in range(2, gen_batch + 1) if gen_batch % n == 0]
+            self.add(key, f"the generation batch ({gen_batch} = per_device_train_batch_size {bs} x processes "
+                     f"{nproc} x steps per generation) is not divisible by num_generations ({gens})",
+                     f"per_device_train_batch_size counts completions, not prompts: make it a multiple of {gens}, "
+                     f"or use num_generations in {fits[:6]}")
+
+    # -- model, data, rewards ------------------------------------------------------------------------------
+    def model(self) -> None:
+        raw = self.r.get("model.path")
+        if not isinstance(raw, str) or not raw:
+            return
+        ref = models.parse_model_ref(raw, self.r.resolve_path)
+        if ref.kind == "builtin":
+            if ref.value not in models.BUILTIN_MODELS:
+                self.add("model.path", f"unknown built-in model '{ref.value}'",
+                         did_you_mean(ref.value, models.BUILTIN_MODELS) or
+                         "built-ins: " + ", ".join(f"builtin:{n}" for n in models.BUILTIN_MODELS))
+        elif ref.kind == "run":
+            self.run_model("model.path", ref.value)
+        elif ref.kind == "local":
+            for what, todo in models.folder_problems(Path(ref.value)):
+                self.add("model.path", what, todo)
+        elif models.hub_cached(ref.value) is None and not models.hub_reachable():
+            self.add("model.path", f"'{raw}' is not a local folder, not in the Hugging Face cache "
+                     f"({models.hf_hub_cache()}), and the hub cannot be reached (no network)",
+                     f"download it where there is network (huggingface-cli download {raw} --local-dir DIR) "
+                     "and set model.path to that folder")
+
+    def run_model(self, key: str, run_id: str) -> None:
+        from workbench.core.rundir import RunDir  # local: rundir imports this module's siblings
+
+        if self.runs_dir is None:
+            return
+        rd = RunDir(self.runs_dir / run_id)
+        if not rd.exists():
+            self.add(key, f"run '{run_id}' not found in {self.runs_dir}",
+                     "see `workbench ls` for run ids, or pass --runs-dir")
+        elif not rd.final_model.is_dir():
+            self.add(key, f"run '{run_id}' has no final model yet (state: {rd.read_status().get('state', '?')})",
+                     "wait for it to complete, or use another run")
+
+    def data(self) -> None:
+        raw = self.r.get("data.path")
+        stage = STAGES.get(self.r.stage)
+        if not isinstance(raw, str) or not raw:
+            return
+        path = self.r.resolve_path(raw)
+        if not path.exists() and "/" in raw and not raw.startswith((".", "/", "~")) and path.suffix == "":
+            if models.hub_cached(raw, "datasets") is None and not models.hub_reachable():
+                self.add("data.path", f"'{raw}' is not a local file, not in the Hugging Face cache, and the hub "
+                         "cannot be reached (no network)", "download the dataset where there is network and "
+                         "point data.path at a local jsonl/json/csv/parquet file")
+            return
+        try:
+            peek = datafile.peek(path)
+        except BadInput as e:
+            for p in e.problems:
+                self.problems.append(Problem(p.file, "data.path", p.message, p.hint,
+                                             p.line, p.severity))
+            return
+        columns = set(peek.columns)
+        if stage is not None and match_format(stage, columns) is None:
+            wanted = " or ".join("{" + ", ".join(f.columns) + "}" for f in stage.formats)
+            self.add("data.path", f"{path.name} has columns {sorted(columns)}, but stage {stage.name} needs "
+                     f"{wanted}", f"use a dataset in that form (see assets/data/ for examples)")
+        if stage is not None and stage.uses_rewards:
+            self.rewards(columns)
+
+    def rewards(self, columns: set[str] | None) -> None:
+        funcs = self.r.get("rewards.funcs", [])
+        if not isinstance(funcs, list):
+            return
+        if not funcs:
+            self.add("rewards.funcs", f"stage {self.r.stage} needs at least one reward function",
+                     'e.g. [rewards] funcs = ["format", "correctness"]')
+        weights = self.r.get("rewards.weights", [])
+        if isinstance(weights, list) and weights and len(weights) != len(funcs):
+            self.add("rewards.weights", f"{len(weights)} weights for {len(funcs)} reward functions",
+                     "give one weight per function, or none")
+        for i, raw in enumerate(funcs):
+            if not isinstance(raw, str):
+                self.add("rewards.funcs", f"rewards.funcs[{i}] = {raw!r} should be a string")
+                continue
+            ref = rewards.parse_reward_ref(raw, self.r.resolve_path)
+            if ref.builtin:
+                needed = list(rewards.BUILTIN_REWARDS[ref.builtin][0])
+            elif ref.file:
+                needed, problem, hint = rewards.check_reward_file(ref)
+                if problem:
+                    self.add("rewards.funcs", problem, hint)
+                    continue
+            else:
+                self.add("rewards.funcs", f"unknown reward function '{raw}'",
+                         did_you_mean(raw, rewards.BUILTIN_REWARDS) or
+                         f"built-ins: {', '.join(rewards.BUILTIN_REWARDS)}; or 'path/to/file.py:function'")
+                continue
+            missing = [c for c in needed if columns is not None and c not in columns]
+            if missing:
+                self.add("rewards.funcs", f"reward function '{ref.name}' needs dataset column(s) {missing}, which "
+                         f"the dataset lacks (columns: {sorted(columns or [])})",
+                         "add the column to the data, or drop this reward function")
+
+
+def validate_recipe(recipe: Recipe, runs_dir: Path | None = None, check_files: bool = True) -> list[Problem]:
+    c = Checker(recipe, runs_dir)
+    c.structure()
+    c.train_keys()
+    c.grpo_batch()
+    if check_files:
+        c.model()
+        c.data()
+    return c.problems
+
+
+def _safe_fields(cls: str) -> dict:
+    try:
+        return schema.stage_fields(cls)
+    except schema.SchemaUnavailable:
+        return {}
+
+
+def _required_hint(section: str, key: str) -> str:
+    return {
+        ("run", "stage"): "e.g. [run] stage = \"grpo\"",
+        ("model", "path"): "e.g. [model] path = \"builtin:tiny-lm\"",
+        ("data", "path"): "e.g. [data] path = \"assets/data/arith-prompts.jsonl\"",
+    }[(section, key)]
+
+
+def _example(spec: KeySpec):
+    if spec.choices:
+        return spec.choices[0]
+    return {"int": 1, "float": 0.1, "str": "...", "bool": False, "list": []}[spec.kinds[0]]
+
+
+def _toml_repr(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if v is None:
+        return "(unset)"
+    return repr(v)

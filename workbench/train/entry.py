@@ -1,0 +1,165 @@
+"""The training child: ``python -m workbench.train RUN_DIR`` (or under torchrun).
+
+Reads straight down: recipe -> status -> seed -> model path -> tokenizer -> dataset -> trainer (stage builder)
+-> train -> final model -> outcome. Only rank 0 writes the run directory. Any exception is recorded in
+status.json (type and message) and printed in full to stdout.log, and the process exits 1.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.core.models import parse_model_ref
+from workbench.core.recipe import Recipe
+from workbench.core.rundir import RunDir
+
+
+@dataclass
+class Context:
+    recipe: Recipe
+    rd: RunDir
+    is_main: bool
+    model_path: str
+    tokenizer: object = None
+    dataset: object = None
+    train_kwargs: dict = field(default_factory=dict)
+    peft_config: object = None
+    callbacks: list = field(default_factory=list)
+
+    def model_kwargs(self) -> dict:
+        import torch
+
+        kw = {"trust_remote_code": bool(self.recipe.get("model.trust_remote_code", False))}
+        dtype = self.recipe.get("model.dtype", "auto")
+        if dtype != "auto":
+            kw["dtype"] = getattr(torch, dtype)
+        elif not torch.cuda.is_available():
+            kw["dtype"] = torch.float32
+        return kw
+
+    def load_causal_lm(self):
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(self.model_path, **self.model_kwargs())
+
+
+def resolve_model(raw: str, rd: RunDir) -> str:
+    ref = parse_model_ref(raw, lambda p: Path(p).expanduser().resolve())
+    if ref.kind == "builtin":
+        from workbench.train.builtin import ensure_builtin
+
+        return str(ensure_builtin(ref.value))
+    if ref.kind == "run":
+        final = rd.path.parent / ref.value / "final"
+        if not final.is_dir():
+            raise FileNotFoundError(f"run {ref.value} has no final model ({final})")
+        return str(final)
+    return ref.value
+
+
+def train_kwargs(recipe: Recipe, rd: RunDir) -> dict:
+    import torch
+
+    kw = dict(output_dir=str(rd.checkpoints), report_to="none", disable_tqdm=True, logging_steps=1,
+              seed=int(recipe.get("run.seed", 0)), save_total_limit=3)
+    if not torch.cuda.is_available():
+        kw.update(use_cpu=True, bf16=False, fp16=False)
+    kw.update(recipe.section("train"))
+    kw["output_dir"] = str(rd.checkpoints)
+    return kw
+
+
+def peft_config(recipe: Recipe, task_type: str = "CAUSAL_LM"):
+    if recipe.get("peft.method", "full") != "lora":
+        return None
+    from peft import LoraConfig
+
+    p = recipe.section("peft")
+    return LoraConfig(r=p.get("r", 8), lora_alpha=p.get("alpha", 16), lora_dropout=p.get("dropout", 0.0),
+                      target_modules=p.get("target_modules", "all-linear"), task_type=task_type)
+
+
+def save_final(trainer, ctx: Context) -> None:
+    """The final model, merged if LoRA, so `run:RUN_ID` loads as a plain model in the next stage."""
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    tmp = ctx.rd.final_model.with_name("final.tmp")
+    model.save_pretrained(tmp)
+    ctx.tokenizer.save_pretrained(tmp)
+    os.replace(tmp, ctx.rd.final_model)
+
+
+def main(run_dir: str) -> int:
+    rd = RunDir(run_dir)
+    rank = int(os.environ.get("RANK", "0"))
+    is_main = rank == 0
+    status = rd.write_status if is_main else (lambda **kw: None)
+    recipe = Recipe.load(rd.recipe_path)
+
+    from workbench.train.callbacks import RunLogger, StopControl
+
+    stop = StopControl(rd)
+    in_loop = False
+
+    def on_term(signum, frame):
+        stop.signalled = True  # graceful: checkpoint and end after this step
+        if not in_loop:
+            raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    status(trainer_pid=os.getpid(), phase="loading")
+    try:
+        import torch
+        from transformers import AutoTokenizer, set_seed
+
+        from workbench.train import data
+        from workbench.train.stages import BUILDERS
+
+        set_seed(int(recipe.get("run.seed", 0)))
+        ctx = Context(recipe, rd, is_main, resolve_model(recipe.get("model.path"), rd))
+        ctx.tokenizer = AutoTokenizer.from_pretrained(
+            ctx.model_path, trust_remote_code=bool(recipe.get("model.trust_remote_code", False)))
+        ctx.dataset = data.load(recipe)
+        ctx.train_kwargs = train_kwargs(recipe, rd)
+        ctx.peft_config = peft_config(recipe)
+        ctx.callbacks = [RunLogger(rd, is_main), stop]
+        trainer = BUILDERS[recipe.stage](ctx)
+        status(phase="training", device="cuda" if torch.cuda.is_available() else "cpu")
+        in_loop = True
+        trainer.train()
+        in_loop = False
+        if is_main:
+            status(phase="saving")
+            save_final(trainer, ctx)
+        outcome = "stopped" if stop.stopped else "completed"
+        status(outcome=outcome, phase="done")
+        return 0
+    except BaseException as e:  # noqa: BLE001 - recorded, then re-raised as an exit code
+        if isinstance(e, SystemExit) and stop.signalled:
+            status(outcome="stopped", phase="done")
+            return 0
+        traceback.print_exc()
+        sys.stdout.flush()
+        message = str(e).strip().splitlines()
+        status(outcome="failed", error=f"{type(e).__name__}: {message[-1] if message else ''}".strip(),
+               error_type=type(e).__name__, failed_at=time.time())
+        return 1
+    finally:
+        _teardown_distributed()
+
+
+def _teardown_distributed() -> None:
+    # Without it, multi-process DeepSpeed runs on CPU aborted at exit after training (FINDINGS.md).
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001
+        pass
