@@ -249,6 +249,10 @@ def cmd_new(args) -> int:
         raise BadInput(Problem("", "stage", f"unknown stage '{args.stage}'",
                                did_you_mean(args.stage, STAGES) or f"stages: {', '.join(STAGES)}"))
     text = template(args.stage)
+    if args.all:
+        from workbench.core.templates import all_fields_comment
+
+        text += all_fields_comment(args.stage)
     if args.output:
         from workbench.core.atomic import write_text_atomic
 
@@ -302,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("stage")
     sp.add_argument("-o", "--output", help="write to this file (atomically)")
     sp.add_argument("--force", action="store_true")
+    sp.add_argument("--all", action="store_true", help="append every trl config field (commented) with its help")
     return p
 
 

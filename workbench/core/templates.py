@@ -14,3 +14,18 @@ def template(stage: str) -> str:
     s = STAGES[stage]
     return (f"# {s.title}\n# {s.description}\n\n[run]\nname = \"{stage}\"\nstage = \"{stage}\"\n\n"
             "[model]\npath = \"builtin:tiny-lm\"\n\n[data]\npath = \"\"\n\n[train]\nmax_steps = 10\n")
+
+
+def all_fields_comment(stage: str) -> str:
+    """Every field of the stage's trl config, commented out, with its default and help (needs the schema)."""
+    from workbench.core import schema
+
+    fields = schema.stage_fields(STAGES[stage].config_class)
+    lines = [f"\n# Every {STAGES[stage].config_class.split(':')[-1]} field (uncomment under [train] to set):"]
+    for name, desc in sorted(fields.items()):
+        default = desc.get("default")
+        shown = "(unset)" if default is None else repr(default).replace("'", '"').replace("True", "true").replace(
+            "False", "false")
+        help_ = desc.get("help", "")
+        lines.append(f"# {name} = {shown}" + (f"    # {help_[:100]}" if help_ else ""))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,94 @@
+"""The Textual app: screens, global bindings, the command palette, and reaping of runs launched from here.
+
+Owns nothing else: each screen (tui/screens/) owns its state and its workers; all training knowledge lives in
+workbench.core. This package never imports torch/transformers/trl/peft/datasets/deepspeed/accelerate.
+Quitting the app never stops a run (runs are detached sessions; the TUI re-attaches by reading run dirs).
+"""
+from __future__ import annotations
+
+import subprocess
+from functools import partial
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from workbench.core.stages import STAGES
+
+
+class WorkbenchCommands(Provider):
+    """Main actions, plus whatever the current screen offers through ``palette_commands()``."""
+
+    def _commands(self) -> list[tuple[str, object, str]]:
+        app: WorkbenchApp = self.app  # type: ignore[assignment]
+        out = [(f"New {name} run", partial(app.new_run, name), f"open the recipe editor on the {name} template")
+               for name in STAGES]
+        out.append(("Runs", app.show_runs, "the list of runs"))
+        screen_commands = getattr(self.screen, "palette_commands", None)
+        if screen_commands:
+            out.extend(screen_commands())
+        return out
+
+    async def discover(self) -> Hits:
+        for name, callback, help_ in self._commands():
+            yield DiscoveryHit(name, callback, help=help_)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_ in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_)
+
+
+class WorkbenchApp(App):
+    TITLE = "workbench"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {WorkbenchCommands}
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, runs_dir: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.runs_dir = Path(runs_dir)
+        # Runners started from this process: polled so they are reaped (never waited on, never stopped on exit).
+        self.launched: list[subprocess.Popen] = []
+
+    def on_mount(self) -> None:
+        from workbench.tui.screens.runs import RunsScreen
+
+        self.sub_title = str(self.runs_dir)
+        self.push_screen(RunsScreen())
+        self.set_interval(2.0, self._reap)
+
+    def _reap(self) -> None:
+        self.launched = [p for p in self.launched if p.poll() is None]
+
+    # -- navigation shared by screens and the palette -------------------------------------------------------
+    def new_run(self, stage: str) -> None:
+        from workbench.core.templates import template
+        from workbench.tui.screens.editor import EditorScreen
+
+        self.push_screen(EditorScreen(template(stage), path=None, fresh=True))
+
+    def edit_recipe(self, text: str, path: Path | None = None) -> None:
+        from workbench.tui.screens.editor import EditorScreen
+
+        self.push_screen(EditorScreen(text, path=path))
+
+    def open_monitor(self, run_path: Path) -> None:
+        from workbench.core.rundir import RunDir
+        from workbench.tui.screens.monitor import MonitorScreen
+
+        self.push_screen(MonitorScreen(RunDir(run_path)))
+
+    def show_runs(self) -> None:
+        from workbench.tui.screens.runs import RunsScreen
+
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, RunsScreen):
+            self.pop_screen()
+
+
+def run_app(runs_dir: Path) -> int:
+    WorkbenchApp(runs_dir).run()
+    return 0
