@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -94,7 +93,6 @@ def follow(rd, args, process=None, print_rows: bool = False) -> int:
     tail, hist = JsonlTail(rd.metrics_path), MetricsHistory()
     tty = sys.stdout.isatty()
     last_line, last_print = "", 0.0
-    signal.signal(signal.SIGHUP, signal.SIG_IGN) if not tty else None
     try:
         while True:
             rows = tail.read_new()

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -156,3 +155,21 @@ def test_sft_recipe_runs_to_completion(runs_dir):
     logs = [r for r in read_jsonl(rd.metrics_path) if "loss" in r]
     assert logs and logs[-1]["loss"] < logs[0]["loss"], "SFT loss goes down"
     assert (rd.final_model / "config.json").is_file()
+
+
+def test_torchrun_two_processes_write_one_copy(runs_dir):
+    proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "run", str(RECIPES / "grpo-tiny.toml"),
+                                        "--set", "launch.backend=torchrun", "--set", "launch.num_processes=2",
+                                        "--set", "train.max_steps=4", "--set", "train.per_device_train_batch_size=4",
+                                        "--set", "train.save_steps=100"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rd = only_run(runs_dir)
+    st = rd.read_status()
+    assert st["state"] == "completed" and st["exit_code"] == 0, st
+    logs = [r for r in read_jsonl(rd.metrics_path) if "loss" in r]
+    assert [r["step"] for r in logs] == [1, 2, 3, 4], "rank 0 only: one metrics line per step"
+    assert json.loads(rd.launch_path.read_text())["argv"][1:5] == ["-m", "torch.distributed.run", "--standalone",
+                                                                   "--nproc_per_node=2"]
+    # 4 completions per process per step, gathered: 8 per step
+    assert len(read_jsonl(rd.samples_path)) == 4 * 8

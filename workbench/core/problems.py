@@ -20,6 +20,8 @@ class Problem:
             where += f":{self.line}"
         if self.key:
             where += f": [{self.key}]" if "." not in self.key else f": {self.key}"
+        if self.file == "--set":
+            where = f"--set {self.key}"
         text = f"{where}: {self.message}"
         if self.hint:
             text += f"\n    -> {self.hint}"

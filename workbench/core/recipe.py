@@ -77,8 +77,8 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
     },
     "train": {},
     "launch": {
-        "backend": KeySpec(("str",), "python", "how the child is started",
-                           choices=("python", "torchrun", "accelerate", "deepspeed")),
+        # accelerate and deepspeed launchers arrive with multi-node support; torchrun covers DDP today.
+        "backend": KeySpec(("str",), "python", "how the child is started", choices=("python", "torchrun")),
         "num_processes": KeySpec(("int",), 1, "processes (GPUs) on this machine", minimum=1),
         "zero_stage": KeySpec(("int",), 0, "DeepSpeed ZeRO stage", minimum=0, maximum=3),
     },
@@ -94,6 +94,7 @@ class Recipe:
         self.text = text
         self.doc = tomlkit.parse(text)
         self.data: dict = self.doc.unwrap()
+        self.overridden: set[str] = set()  # keys set by --set (no line in the file)
 
     # -- loading -------------------------------------------------------------------------------------------
     @classmethod
@@ -161,10 +162,14 @@ class Recipe:
         """Set a value in both the document (kept for saving) and the plain data."""
         parts = dotted.split(".")
         node = self.doc
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             if part not in node:
                 node[part] = tomlkit.table()
             node = node[part]
+            if not isinstance(node, dict):  # e.g. --set run.stage.x=1: a str/array cannot take a key
+                where = ".".join(parts[: i + 1])
+                raise BadInput(Problem(self.display_name, dotted, f"{where} is a value, not a table: cannot set "
+                                       f"{dotted}", "name a key inside a section, e.g. train.beta"))
         node[parts[-1]] = value
         self._refresh()
 
@@ -208,7 +213,12 @@ class Recipe:
                 problems.append(Problem("--set", item, "expected section.key=value",
                                         "for example: --set train.learning_rate=1e-4"))
                 continue
-            self.set(key, parse_value(raw.strip()))
+            try:
+                self.set(key, parse_value(raw.strip()))
+            except BadInput as e:
+                problems.extend(Problem("--set", item, p.message, p.hint) for p in e.problems)
+                continue
+            self.overridden.add(key)
         if problems:
             raise BadInput(problems)
 

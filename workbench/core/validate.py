@@ -43,6 +43,9 @@ class Checker:
         self.problems: list[Problem] = []
 
     def add(self, key: str, message: str, hint: str = "", severity: str = "error") -> None:
+        if key in self.r.overridden:
+            self.problems.append(Problem("--set", key, message, hint, None, severity))
+            return
         line = self.r.line_of(key) or (self.r.line_of(key.split(".")[0]) if key else None)
         self.problems.append(Problem(self.r.display_name, key, message, hint, line, severity))
 
@@ -77,18 +80,18 @@ class Checker:
     def typed(self, dotted: str, value, spec: KeySpec) -> None:
         expected = schema.check_value(value, {"kinds": list(spec.kinds), "choices": list(spec.choices)})
         if expected:
-            self.add(dotted, f"{dotted} = {value!r} should be {expected}", f"e.g. {dotted.split('.')[-1]} = "
+            self.add(dotted, f"{value!r} should be {expected}", f"e.g. {dotted.split('.')[-1]} = "
                      f"{_toml_repr(spec.default if spec.default not in (None, '', []) else _example(spec))}")
             return
         if spec.choices and value not in spec.choices:
-            self.add(dotted, f"{dotted} = {value!r} is not one of {', '.join(map(repr, spec.choices))}",
+            self.add(dotted, f"{value!r} is not one of {', '.join(map(repr, spec.choices))}",
                      did_you_mean(str(value), spec.choices))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if spec.minimum is not None and value < spec.minimum:
-                self.add(dotted, f"{dotted} = {value} is below the minimum {spec.minimum:g}",
+                self.add(dotted, f"{value} is below the minimum {spec.minimum:g}",
                          f"use a value >= {spec.minimum:g}")
             if spec.maximum is not None and value > spec.maximum:
-                self.add(dotted, f"{dotted} = {value} is above the maximum {spec.maximum:g}",
+                self.add(dotted, f"{value} is above the maximum {spec.maximum:g}",
                          f"use a value <= {spec.maximum:g}")
 
     # -- [train] -------------------------------------------------------------------------------------------
@@ -121,7 +124,7 @@ class Checker:
             if fields:
                 expected = schema.check_value(value, fields[key])
                 if expected:
-                    self.add(dotted, f"{dotted} = {value!r} should be {expected}",
+                    self.add(dotted, f"{value!r} should be {expected}",
                              f"default: {key} = {_toml_repr(fields[key].get('default'))}")
                     continue
             rule = TRAIN_RANGES.get(key)
@@ -129,7 +132,17 @@ class Checker:
                 low, exclusive = rule
                 if math.isnan(value) or (value <= low if exclusive else value < low):
                     op = ">" if exclusive else ">="
-                    self.add(dotted, f"{dotted} = {value} must be {op} {low:g}", f"set {key} {op} {low:g}")
+                    self.add(dotted, f"{value} must be {op} {low:g}", f"set {key} {op} {low:g}")
+
+    def launch(self) -> None:
+        zero = self.r.get("launch.zero_stage", 0)
+        if isinstance(zero, int) and 0 < zero <= 3:
+            self.add("launch.zero_stage", f"DeepSpeed ZeRO stage {zero} is not supported by this version yet",
+                     "set zero_stage = 0 (plain DDP with backend = \"torchrun\")")
+        if self.r.get("launch.backend", "python") == "python" and self.r.get("launch.num_processes", 1) not in (1,):
+            if isinstance(self.r.get("launch.num_processes"), int):
+                self.add("launch.num_processes", "backend \"python\" runs one process",
+                         "set backend = \"torchrun\" to run several")
 
     def grpo_batch(self) -> None:
         if self.r.stage not in ("grpo",):
@@ -195,31 +208,44 @@ class Checker:
                      "wait for it to complete, or use another run")
 
     def data(self) -> None:
-        raw = self.r.get("data.path")
         stage = STAGES.get(self.r.stage)
+        columns = self.data_columns(stage)
+        # Rewards are checked even when the dataset cannot be read (columns None): every problem at once.
+        if stage is not None and stage.uses_rewards:
+            self.rewards(columns)
+
+    def data_columns(self, stage) -> set[str] | None:
+        raw = self.r.get("data.path")
         if not isinstance(raw, str) or not raw:
-            return
+            return None
         path = self.r.resolve_path(raw)
         if not path.exists() and "/" in raw and not raw.startswith((".", "/", "~")) and path.suffix == "":
             if models.hub_cached(raw, "datasets") is None and not models.hub_reachable():
                 self.add("data.path", f"'{raw}' is not a local file, not in the Hugging Face cache, and the hub "
                          "cannot be reached (no network)", "download the dataset where there is network and "
                          "point data.path at a local jsonl/json/csv/parquet file")
-            return
+            return None
+        if not path.exists():  # named as written, at its line in the recipe, with the places looked at
+            looked = [path]
+            if self.r.path is not None and not Path(raw).expanduser().is_absolute():
+                looked.insert(0, (self.r.path.parent / Path(raw).expanduser()).resolve())
+            self.add("data.path", f"dataset file '{raw}' not found (looked at "
+                     f"{' and '.join(dict.fromkeys(map(str, looked)))})",
+                     "relative paths are resolved against the recipe's folder, then the current one")
+            return None
         try:
             peek = datafile.peek(path)
         except BadInput as e:
             for p in e.problems:
                 self.problems.append(Problem(p.file, "data.path", p.message, p.hint,
                                              p.line, p.severity))
-            return
+            return None
         columns = set(peek.columns)
         if stage is not None and match_format(stage, columns) is None:
             wanted = " or ".join("{" + ", ".join(f.columns) + "}" for f in stage.formats)
             self.add("data.path", f"{path.name} has columns {sorted(columns)}, but stage {stage.name} needs "
-                     f"{wanted}", f"use a dataset in that form (see assets/data/ for examples)")
-        if stage is not None and stage.uses_rewards:
-            self.rewards(columns)
+                     f"{wanted}", "use a dataset in that form (see assets/data/ for examples)")
+        return columns
 
     def rewards(self, columns: set[str] | None) -> None:
         funcs = self.r.get("rewards.funcs", [])
@@ -260,6 +286,7 @@ def validate_recipe(recipe: Recipe, runs_dir: Path | None = None, check_files: b
     c = Checker(recipe, runs_dir)
     c.structure()
     c.train_keys()
+    c.launch()
     c.grpo_batch()
     if check_files:
         c.model()

@@ -137,6 +137,7 @@ def main(run_dir: str) -> int:
         if is_main:
             status(phase="saving")
             save_final(trainer, ctx)
+        _barrier()  # every rank waits for rank 0's save before tearing down
         outcome = "stopped" if stop.stopped else "completed"
         status(outcome=outcome, phase="done")
         return 0
@@ -152,6 +153,13 @@ def main(run_dir: str) -> int:
         return 1
     finally:
         _teardown_distributed()
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _teardown_distributed() -> None:
