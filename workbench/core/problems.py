@@ -19,10 +19,10 @@ class Problem:
         if self.line:
             where += f":{self.line}"
         if self.key:
-            where += f": [{self.key}]" if "." not in self.key else f": {self.key}"
+            where += (": " if where else "") + (f"[{self.key}]" if "." not in self.key else self.key)
         if self.file == "--set":
             where = f"--set {self.key}"
-        text = f"{where}: {self.message}"
+        text = f"{where}: {self.message}" if where else self.message
         if self.hint:
             text += f"\n    -> {self.hint}"
         if self.severity == "warning":

@@ -2,10 +2,12 @@
 
 Sections and their keys (the keys under [train] are the trl config class's own field names):
   [run]     name, stage, seed, format_version, description
-  [model]   path (builtin:NAME | run:RUN_ID | local folder | hub id), trust_remote_code, dtype
+  [model]   path (builtin:NAME | run:RUN_ID | local folder | hub id), trust_remote_code, dtype, from_scratch,
+            teacher, reward_model (same reference forms)
   [data]    path (local jsonl/json/csv/parquet or hub id), split, system_prompt, max_samples
   [peft]    method (full | lora), r, alpha, dropout, target_modules
   [rewards] funcs (built-in names or "path/to/file.py:function"), weights
+  [generate] k, max_new_tokens, temperature, threshold, batch_size (best-of-K and offline distillation)
   [train]   passed to the stage's trl config class after validation
   [launch]  backend, num_processes, zero_stage
 
@@ -57,6 +59,9 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
         "path": KeySpec(("str",), None, "builtin:NAME, run:RUN_ID, a local model folder, or a hub id"),
         "trust_remote_code": KeySpec(("bool",), False, "run Python code shipped with the model (off unless you trust it)"),
         "dtype": KeySpec(("str",), "auto", "weights dtype", choices=("auto", "float32", "bfloat16", "float16")),
+        "from_scratch": KeySpec(("bool",), False, "pretrain: take only the config, start from fresh weights"),
+        "teacher": KeySpec(("str",), None, "distillation teacher (same reference forms as path)"),
+        "reward_model": KeySpec(("str",), None, "PPO / best-of-K reward model (builtin:tiny-rm, run:ID, folder)"),
     },
     "data": {
         "path": KeySpec(("str",), None, "a local jsonl/json/csv/parquet file, or a hub dataset id"),
@@ -74,6 +79,14 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
     "rewards": {
         "funcs": KeySpec(("list",), [], "built-in names (format, correctness, length) or 'file.py:function'"),
         "weights": KeySpec(("list",), [], "one weight per reward function (default 1.0 each)"),
+    },
+    "generate": {
+        "k": KeySpec(("int",), 4, "completions per prompt (best-of-K)", minimum=1),
+        "max_new_tokens": KeySpec(("int",), 48, "tokens per completion", minimum=1),
+        "temperature": KeySpec(("float",), 0.9, "sampling temperature (0 = greedy)", minimum=0),
+        "threshold": KeySpec(("float",), 0.0, "best-of-K keeps a prompt's best completion only if its reward "
+                             "is at least this"),
+        "batch_size": KeySpec(("int",), 16, "prompts per generation batch", minimum=1),
     },
     "train": {},
     "launch": {

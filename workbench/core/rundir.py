@@ -18,6 +18,7 @@ process tree gone without a final state settles it (killed or lost).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import re
 import socket
@@ -77,9 +78,13 @@ class RunDir:
         return read_json(self.status_path, default={}) or {}
 
     def write_status(self, **updates) -> dict:
-        status = self.read_status()
-        status.update(updates)
-        write_json_atomic(self.status_path, status)
+        # Read-modify-write under a lock: the launcher, the runner, the trainer and a settling reader may update
+        # at the same moment, and an unlocked update could undo another's (e.g. put 'running' back to 'queued').
+        with open(self.path / ".status.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            status = self.read_status()
+            status.update(updates)
+            write_json_atomic(self.status_path, status)
         return status
 
     def touch_heartbeat(self) -> None:

@@ -43,15 +43,17 @@ def load_schema(timeout: float = 120.0) -> dict:
     global _memo
     if _memo is not None:
         return _memo
-    path = schema_path()
-    try:
-        _memo = json.loads(path.read_text(encoding="utf-8"))
-        return _memo
-    except (FileNotFoundError, json.JSONDecodeError):
-        pass
     from workbench.core.stages import STAGES
 
-    classes = sorted({s.config_class for s in STAGES.values()})
+    classes = sorted({s.config_class for s in STAGES.values() if s.config_class})
+    path = schema_path()
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if all(c in cached for c in classes):  # a newer workbench may add stages
+            _memo = cached
+            return _memo
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "workbench.train.schema", *classes],

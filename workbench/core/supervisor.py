@@ -28,11 +28,12 @@ CHILD_ENV = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TRANSF
 def freeze(recipe: Recipe) -> Recipe:
     """A copy with every path made absolute, so the run dir's recipe means the same from any folder."""
     frozen = Recipe.parse(recipe.dumps(), recipe.path)
-    model = recipe.get("model.path")
-    if isinstance(model, str):
-        ref = parse_model_ref(model, recipe.resolve_path)
-        if ref.kind == "local":
-            frozen.set("model.path", ref.value)
+    for key in ("model.path", "model.teacher", "model.reward_model"):
+        model = recipe.get(key)
+        if isinstance(model, str) and model:
+            ref = parse_model_ref(model, recipe.resolve_path)
+            if ref.kind == "local":
+                frozen.set(key, ref.value)
     data = recipe.get("data.path")
     if isinstance(data, str) and recipe.resolve_path(data).exists():
         frozen.set("data.path", str(recipe.resolve_path(data)))
@@ -185,6 +186,10 @@ def stop(rd: RunDir, grace: float = 60.0, term_grace: float = 10.0, on_phase=Non
     request_stop(rd)
     say("stop requested: the trainer saves a checkpoint and ends")
     if _wait_final(rd, grace):
+        return status(rd)
+    if st.get("host") not in (None, hostname()):  # its pids mean other processes here: never signal them
+        say(f"no clean stop after {grace:.0f} s; the run lives on {st['host']}: run `workbench stop` there to "
+            "escalate")
         return status(rd)
     pgid = st.get("pgid") or st.get("runner_pid")
     say(f"no clean stop after {grace:.0f} s: sending SIGTERM to process group {pgid}")

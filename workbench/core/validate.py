@@ -103,6 +103,11 @@ class Checker:
                          did_you_mean(self.r.stage, STAGES) or f"stages: {', '.join(STAGES)}")
             return
         train = self.r.section("train")
+        if stage.config_class is None:
+            if train:
+                self.add("train", f"stage {stage.name} trains nothing, so [train] does not apply",
+                         "remove [train]; generation settings go in [generate]")
+            return
         for key, why in MANAGED_TRAIN_KEYS.items():
             if key in train:
                 self.add(f"train.{key}", f"train.{key} is managed by the workbench", why)
@@ -173,26 +178,40 @@ class Checker:
                      f"or use num_generations in {fits[:6]}")
 
     # -- model, data, rewards ------------------------------------------------------------------------------
-    def model(self) -> None:
-        raw = self.r.get("model.path")
+    def models(self) -> None:
+        self.model("model.path")
+        stage = STAGES.get(self.r.stage)
+        for name in stage.needs_models if stage else ():
+            key = f"model.{name}"
+            if self.r.get(key) in (None, ""):
+                example = {"teacher": "builtin:tiny-teacher", "reward_model": "builtin:tiny-rm"}.get(name, "...")
+                self.add(key, f"stage {stage.name} needs {key}",
+                         f'e.g. [model] {name} = "{example}" (or run:RUN_ID of an earlier run, or a folder)')
+            else:
+                self.model(key)
+        if self.r.stage == "best-of-k" and self.r.get("model.reward_model"):
+            self.model("model.reward_model")
+
+    def model(self, key: str) -> None:
+        raw = self.r.get(key)
         if not isinstance(raw, str) or not raw:
             return
         ref = models.parse_model_ref(raw, self.r.resolve_path)
         if ref.kind == "builtin":
             if ref.value not in models.BUILTIN_MODELS:
-                self.add("model.path", f"unknown built-in model '{ref.value}'",
+                self.add(key, f"unknown built-in model '{ref.value}'",
                          did_you_mean(ref.value, models.BUILTIN_MODELS) or
                          "built-ins: " + ", ".join(f"builtin:{n}" for n in models.BUILTIN_MODELS))
         elif ref.kind == "run":
-            self.run_model("model.path", ref.value)
+            self.run_model(key, ref.value)
         elif ref.kind == "local":
             for what, todo in models.folder_problems(Path(ref.value)):
-                self.add("model.path", what, todo)
+                self.add(key, what, todo)
         elif models.hub_cached(ref.value) is None and not models.hub_reachable():
-            self.add("model.path", f"'{raw}' is not a local folder, not in the Hugging Face cache "
+            self.add(key, f"'{raw}' is not a local folder, not in the Hugging Face cache "
                      f"({models.hf_hub_cache()}), and the hub cannot be reached (no network)",
                      f"download it where there is network (huggingface-cli download {raw} --local-dir DIR) "
-                     "and set model.path to that folder")
+                     f"and set {key} to that folder")
 
     def run_model(self, key: str, run_id: str) -> None:
         from workbench.core.rundir import RunDir  # local: rundir imports this module's siblings
@@ -251,6 +270,8 @@ class Checker:
         funcs = self.r.get("rewards.funcs", [])
         if not isinstance(funcs, list):
             return
+        if not funcs and self.r.stage == "best-of-k" and self.r.get("model.reward_model"):
+            return  # scored by the reward model
         if not funcs:
             self.add("rewards.funcs", f"stage {self.r.stage} needs at least one reward function",
                      'e.g. [rewards] funcs = ["format", "correctness"]')
@@ -289,7 +310,7 @@ def validate_recipe(recipe: Recipe, runs_dir: Path | None = None, check_files: b
     c.launch()
     c.grpo_batch()
     if check_files:
-        c.model()
+        c.models()
         c.data()
     return c.problems
 

@@ -66,20 +66,29 @@ class RunLogger(TrainerCallback):
         self.out.write({"event": "train_end", "step": state.global_step, "time": time.time()})
 
 
+class StopRequested(Exception):
+    """Raised where a trainer's loop ignores should_training_stop (trl's PPO)."""
+
+
 class StopControl(TrainerCallback):
     def __init__(self, rd):
         self.rd = rd
         self.signalled = False
         self.stopped = False
+        self.raise_on_stop = False
+        self.last_step = 0
 
     def requested(self) -> bool:
         return self.signalled or self.rd.stop_requested()
 
     def on_step_end(self, args, state, control, **kw):
+        self.last_step = state.global_step
         if self.requested():
             self.stopped = True
             control.should_training_stop = True
             control.should_save = True
+            if self.raise_on_stop:
+                raise StopRequested()
         return control
 
 

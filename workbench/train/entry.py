@@ -30,6 +30,22 @@ class Context:
     train_kwargs: dict = field(default_factory=dict)
     peft_config: object = None
     callbacks: list = field(default_factory=list)
+    stop: object = None  # StopControl
+    logger: object = None  # RunLogger
+
+    def resolve(self, key: str) -> str:
+        """The folder of a model reference in the recipe (model.teacher, model.reward_model, ...)."""
+        return resolve_model(self.recipe.get(key), self.rd)
+
+    def note(self, message: str) -> None:
+        """A remark for the user: printed to stdout.log and kept as a metrics event."""
+        print(f"[workbench] {message}", flush=True)
+        if self.logger is not None:
+            self.logger.out.write({"event": "note", "message": message, "time": time.time()})
+
+    def on_step(self, step: int) -> None:
+        if self.logger is not None and self.logger.on_step:
+            self.logger.on_step(step)
 
     def model_kwargs(self) -> dict:
         import torch
@@ -42,10 +58,14 @@ class Context:
             kw["dtype"] = torch.float32
         return kw
 
-    def load_causal_lm(self):
-        from transformers import AutoModelForCausalLM
+    def load_causal_lm(self, from_scratch: bool = False):
+        from transformers import AutoConfig, AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(self.model_path, **self.model_kwargs())
+        kw = self.model_kwargs()
+        if from_scratch:
+            config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=kw["trust_remote_code"])
+            return AutoModelForCausalLM.from_config(config, **kw)
+        return AutoModelForCausalLM.from_pretrained(self.model_path, **kw)
 
 
 def resolve_model(raw: str, rd: RunDir) -> str:
@@ -87,6 +107,7 @@ def peft_config(recipe: Recipe, task_type: str = "CAUSAL_LM"):
 def save_final(trainer, ctx: Context) -> None:
     """The final model, merged if LoRA, so `run:RUN_ID` loads as a plain model in the next stage."""
     model = trainer.model
+    model = getattr(model, "policy", model)  # PPO wraps policy and value model together
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     tmp = ctx.rd.final_model.with_name("final.tmp")
@@ -102,9 +123,9 @@ def main(run_dir: str) -> int:
     status = rd.write_status if is_main else (lambda **kw: None)
     recipe = Recipe.load(rd.recipe_path)
 
-    from workbench.train.callbacks import RunLogger, StopControl
+    from workbench.train.callbacks import RunLogger, StopControl, StopRequested
 
-    stop = StopControl(rd)
+    stop, logger = StopControl(rd), RunLogger(rd, is_main)
     in_loop = False
 
     def on_term(signum, frame):
@@ -128,13 +149,14 @@ def main(run_dir: str) -> int:
         ctx.dataset = data.load(recipe)
         ctx.train_kwargs = train_kwargs(recipe, rd)
         ctx.peft_config = peft_config(recipe)
-        ctx.callbacks = [RunLogger(rd, is_main), stop]
+        ctx.logger, ctx.stop = logger, stop
+        ctx.callbacks = [ctx.logger, stop]
         trainer = BUILDERS[recipe.stage](ctx)
         status(phase="training", device="cuda" if torch.cuda.is_available() else "cpu")
         in_loop = True
         trainer.train()
         in_loop = False
-        if is_main:
+        if is_main and getattr(trainer, "model", None) is not None:
             status(phase="saving")
             save_final(trainer, ctx)
         _barrier()  # every rank waits for rank 0's save before tearing down
@@ -142,7 +164,9 @@ def main(run_dir: str) -> int:
         status(outcome=outcome, phase="done")
         return 0
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised as an exit code
-        if isinstance(e, SystemExit) and stop.signalled:
+        if (isinstance(e, SystemExit) and stop.signalled) or isinstance(e, StopRequested):
+            if isinstance(e, StopRequested):  # the trainer's own on_train_end never ran
+                logger.out.write({"event": "train_end", "step": stop.last_step, "time": time.time()})
             status(outcome="stopped", phase="done")
             return 0
         traceback.print_exc()

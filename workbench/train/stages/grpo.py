@@ -1,20 +1,18 @@
-"""GRPO: trl's GRPOTrainer with the recipe's reward functions; every completion goes to samples.jsonl."""
+"""Online RL with reward functions: GRPO and RLOO; every completion goes to samples.jsonl."""
 from __future__ import annotations
 
 from workbench.train import rewards
 from workbench.train.callbacks import SampleLogger
 
 
-def build(ctx):
-    from trl import GRPOConfig, GRPOTrainer
-
+def _build(ctx, config_cls, trainer_cls):
     kwargs = dict(ctx.train_kwargs)
     weights = ctx.recipe.get("rewards.weights") or None
     if weights and "reward_weights" not in kwargs:
         kwargs["reward_weights"] = weights
-    args = GRPOConfig(**kwargs)
+    args = config_cls(**kwargs)
     samples = SampleLogger(ctx.rd, ctx.is_main, args.reward_weights, args.num_generations)
-    trainer = GRPOTrainer(
+    trainer = trainer_cls(
         model=ctx.load_causal_lm(),
         reward_funcs=rewards.load_all(ctx.recipe.get("rewards.funcs", [])),
         args=args,
@@ -25,3 +23,15 @@ def build(ctx):
     )
     samples.trainer = trainer
     return trainer
+
+
+def build_grpo(ctx):
+    from trl import GRPOConfig, GRPOTrainer
+
+    return _build(ctx, GRPOConfig, GRPOTrainer)
+
+
+def build_rloo(ctx):
+    from trl import RLOOConfig, RLOOTrainer
+
+    return _build(ctx, RLOOConfig, RLOOTrainer)

@@ -1,0 +1,132 @@
+"""The runs screen: lists runs from the runs dir, opens, deletes (not live ones), duplicates, compare placeholder."""
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from tests.tui.conftest import make_run
+from tests.tui.screen_text import notices, screen_text
+from workbench.core.stages import STAGES
+from workbench.tui.screens.editor import EditorScreen
+from workbench.tui.screens.monitor import MonitorScreen
+from workbench.tui.screens.runs import RunsScreen
+
+SIZE = (80, 24)
+
+
+async def wait_rows(pilot, n: int) -> DataTable:
+    for _ in range(40):
+        await pilot.pause(0.05)
+        table = pilot.app.screen.query_one(DataTable)
+        if table.row_count == n:
+            return table
+    raise AssertionError(f"expected {n} rows, have {table.row_count}")
+
+
+async def test_lists_runs_newest_first_with_state_and_progress(runs_dir, app_factory):
+    make_run(runs_dir, "20260101-000000-old", state="failed", steps=3, max_steps=10)
+    make_run(runs_dir, "20260102-000000-new", state="completed", steps=10, max_steps=10)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 2)
+        text = screen_text(app)
+        assert text.index("20260102-000000-new") < text.index("20260101-000000-old")
+        assert "completed" in text and "failed" in text
+        assert "10/10" in text and "3/10" in text
+
+
+async def test_empty_runs_dir_says_how_to_start(runs_dir, app_factory):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        assert "Press n" in screen_text(app)
+
+
+async def test_new_run_appears_while_open(runs_dir, app_factory):
+    make_run(runs_dir, "20260101-000000-a")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 1)
+        make_run(runs_dir, "20260103-000000-b", state="running")
+        await wait_rows(pilot, 2)  # the 1 s refresh picks it up
+        assert "running" in screen_text(app)
+
+
+async def test_enter_opens_the_monitor(runs_dir, app_factory):
+    make_run(runs_dir, "20260101-000000-a")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 1)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, MonitorScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_delete_asks_then_removes_a_finished_run(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-a")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 1)
+        await pilot.press("d")
+        await pilot.pause(0.1)
+        assert "Delete run 20260101-000000-a?" in screen_text(app)
+        await pilot.press("y")
+        await wait_rows(pilot, 0)
+        assert not d.exists()
+
+
+async def test_delete_refuses_a_live_run(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-live", state="running")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 1)
+        await pilot.press("d")
+        await pilot.pause(0.1)
+        assert any("stop it first" in n for n in notices(app))
+        assert d.exists()
+
+
+async def test_stop_writes_a_stop_request_for_a_live_run(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-live", state="running")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 1)
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        assert (d / "stop.request").exists()
+
+
+async def test_duplicate_opens_an_unsaved_editor_on_the_runs_recipe(runs_dir, app_factory):
+    make_run(runs_dir, "20260101-000000-a")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 1)
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, EditorScreen)
+        assert app.screen.recipe.path is None
+        assert app.screen.recipe.get("train.num_generations") == 4
+        assert "not saved yet" in screen_text(app)
+
+
+async def test_compare_is_a_placeholder(runs_dir, app_factory):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("C")
+        await pilot.pause(0.1)
+        assert "arrives in a later version" in screen_text(app)
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_new_run_picks_a_stage_and_opens_its_template(runs_dir, app_factory):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await pilot.pause(0.1)
+        assert "which stage" in screen_text(app)
+        await pilot.press(*["down"] * list(STAGES).index("sft"), "enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, EditorScreen)
+        assert app.screen.recipe.stage == "sft"

@@ -1,0 +1,55 @@
+"""Batched sampling for the stages that generate data: best-of-K curation and offline distillation."""
+from __future__ import annotations
+
+
+def chat_prompt(tokenizer, prompt) -> str:
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+
+def sample(model, tokenizer, prompts: list, k: int, max_new_tokens: int, temperature: float,
+           batch_size: int) -> list[list[str]]:
+    """k completions (text) for each prompt (text or chat messages)."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    out: list[list[str]] = []
+    texts = [chat_prompt(tokenizer, p) for p in prompts]
+    for i in range(0, len(texts), batch_size):
+        chunk = texts[i:i + batch_size]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        kwargs = dict(max_new_tokens=max_new_tokens, num_return_sequences=k, pad_token_id=tokenizer.pad_token_id)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature)
+        else:
+            kwargs.update(do_sample=False)
+        with torch.no_grad():
+            ids = model.generate(**enc, **kwargs)
+        new = ids[:, enc["input_ids"].shape[1]:]
+        decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
+        out.extend(decoded[j * k:(j + 1) * k] for j in range(len(chunk)))
+    return out
+
+
+def score_with_model(rm, tokenizer, prompts: list, completions: list[str], batch_size: int = 16) -> list[float]:
+    """Scalar scores from a sequence-classification reward model on prompt + completion chats."""
+    import torch
+
+    tokenizer.padding_side = "right"
+    texts = []
+    for p, c in zip(prompts, completions):
+        msgs = ([{"role": "user", "content": p}] if isinstance(p, str) else list(p)) + [
+            {"role": "assistant", "content": c}]
+        texts.append(tokenizer.apply_chat_template(msgs, tokenize=False))
+    scores: list[float] = []
+    rm.eval()
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True, truncation=True,
+                        max_length=512, add_special_tokens=False).to(rm.device)
+        with torch.no_grad():
+            scores.extend(rm(**enc).logits[:, 0].float().tolist())
+    return scores

@@ -1,0 +1,280 @@
+"""The recipe editor: pick stage, model and data, set the knobs, see every problem as you type, save, launch.
+
+Edits go straight into a core Recipe (tomlkit document), so saving keeps the user's comments and key order.
+Slow work runs in thread workers that post messages back: validation (debounced 0.4 s after the last change;
+the first call may extract trl's schema in a child process), the trl field schema, dataset previews, model and
+dataset discovery, and launching. Leaving with unsaved changes asks first.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Select, Static, Switch, TabbedContent, TabPane
+
+from workbench.core.problems import BadInput, Problem, errors
+from workbench.core.recipe import Recipe
+from workbench.core.stages import STAGES
+from workbench.tui.screens.editor_io import EditorIO
+from workbench.tui.widgets.field_table import FieldTable
+from workbench.tui.widgets.recipe_form import basics, batch_note, from_text, knobs, to_text
+
+DEBOUNCE = 0.4
+
+
+class EditorScreen(EditorIO, Screen):
+    BINDINGS = [
+        Binding("escape", "leave", "Back"),
+        Binding("ctrl+s", "save", "Save"),
+        Binding("f2", "save_as", "Save as"),
+        Binding("ctrl+r", "launch", "Launch"),
+    ]
+
+    class Validated(Message):
+        def __init__(self, problems: list[Problem], text: str):
+            super().__init__()
+            self.problems, self.text = problems, text
+
+    class SchemaLoaded(Message):
+        def __init__(self, stage: str, fields: dict | None, error: str = ""):
+            super().__init__()
+            self.stage, self.fields, self.error = stage, fields, error
+
+    class Previewed(Message):
+        def __init__(self, path: str, text: str):
+            super().__init__()
+            self.path, self.text = path, text
+
+    def __init__(self, text: str, path: Path | None = None, fresh: bool = False):
+        super().__init__()
+        try:
+            self.recipe = Recipe.parse(text, path)
+        except BadInput as e:  # not TOML: start from the text's stage-less skeleton, say why
+            self.recipe = Recipe.parse("[run]\n", path)
+            self.load_error = "; ".join(p.message for p in e.problems)
+        else:
+            self.load_error = ""
+        self.saved_text = self.recipe.dumps() if path else None
+        self.fresh = fresh  # an untouched template: changing the stage loads the other stage's template
+        self.fields: dict = {}
+        self.problems: list[Problem] = []
+        self._timer = None
+        self._preview_path: str | None = None
+
+    # -- layout ----------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="editor-head", markup=False)
+        yield Static("", id="trust-warning", markup=False)
+        with TabbedContent(id="editor-tabs"):
+            with TabPane("Basics", id="tab-basics"):
+                with VerticalScroll(classes="form"):
+                    yield from basics(self.recipe)
+            with TabPane("Train", id="tab-train"):
+                with VerticalScroll(classes="form"):
+                    yield from knobs(self.recipe)
+            with TabPane("All fields", id="tab-fields"):
+                yield FieldTable(self.recipe, id="fields")
+        with VerticalScroll(id="problems-box"):
+            yield Static("validating…", id="problems", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "recipe editor"
+        self.update_head()
+        self.update_trust()
+        self.update_batch_note()
+        self.load_schema(self.recipe.stage)
+        self.schedule_validation(0.0)
+        if self.load_error:
+            self.notify(self.load_error, severity="error", timeout=10)
+
+    @property
+    def dirty(self) -> bool:
+        return self.recipe.dumps() != self.saved_text
+
+    def update_head(self) -> None:
+        where = str(self.recipe.path) if self.recipe.path else "not saved yet"
+        mark = "  ● unsaved changes" if self.dirty else ""
+        head = self.query_one("#editor-head", Static)
+        head.update(f"{self.recipe.stage or '?'}  {where}{mark}")
+        head.set_class(self.dirty, "-dirty")
+
+    def update_trust(self) -> None:
+        warn = self.query_one("#trust-warning", Static)
+        on_ = self.recipe.get("model.trust_remote_code") is True
+        warn.update("⚠ trust_remote_code = true: Python code shipped with the model runs in the trainer" if on_ else "")
+        warn.set_class(on_, "-shown")
+
+    def update_batch_note(self) -> None:
+        for note in self.query("#batch-note").results(Static):
+            note.update(batch_note(self.recipe, self.fields))
+
+    # -- edits -----------------------------------------------------------------------------------------------
+    def changed(self, key: str) -> None:
+        """After any edit of ``key``: header, dependent notes, debounced validation."""
+        self.fresh = False
+        self.update_head()
+        if key.startswith(("train.", "launch.")):
+            self.update_batch_note()
+        if key.startswith("train."):
+            self.query_one(FieldTable).refresh_value(key.split(".", 1)[1])
+        self.schedule_validation()
+
+    def set_value(self, key: str, value) -> None:
+        if value is None:
+            self.recipe.unset(key)
+        else:
+            self.recipe.set(key, value)
+        self.changed(key)
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        key = event.input.name
+        if not key or "." not in key:
+            return
+        value = from_text(key, event.value)
+        if value == self.recipe.get(key):
+            return  # the value the form was built with, or an equivalent spelling
+        self.set_value(key, value)
+
+    @on(Switch.Changed, "#trust")
+    def _trust(self, event: Switch.Changed) -> None:
+        if event.value != bool(self.recipe.get("model.trust_remote_code", False)):
+            self.set_value("model.trust_remote_code", True if event.value else None)
+        self.update_trust()
+
+    @on(Switch.Changed, "#lora")
+    def _lora(self, event: Switch.Changed) -> None:
+        method = "lora" if event.value else "full"
+        if method != (self.recipe.get("peft.method") or "full"):
+            self.set_value("peft.method", method)
+
+    @on(Select.Changed, "#zero")
+    def _zero(self, event: Select.Changed) -> None:
+        if isinstance(event.value, int) and event.value != (self.recipe.get("launch.zero_stage") or 0):
+            self.set_value("launch.zero_stage", event.value)
+
+    @on(Select.Changed, "#stage")
+    async def _stage(self, event: Select.Changed) -> None:
+        stage = event.value
+        if not isinstance(stage, str) or stage == self.recipe.stage:
+            return
+        if self.fresh:
+            from workbench.core.templates import template
+
+            self.recipe = Recipe.parse(template(stage))
+        else:
+            self.recipe.set("run.stage", stage)
+        await self.recompose()
+        self.query_one(TabbedContent).active = "tab-basics"
+        self.on_mount()
+
+    @on(FieldTable.Chosen)
+    def _field_chosen(self, event: FieldTable.Chosen) -> None:
+        from workbench.tui.screens.modals import InputModal
+
+        key = f"train.{event.field}"
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            self.set_value(key, from_text(key, text))
+            for inp in self.query(Input).results(Input):
+                if inp.name == key:
+                    inp.value = to_text(self.recipe.get(key))
+
+        self.app.push_screen(InputModal(f"train.{event.field}", to_text(self.recipe.get(key)),
+                                        f"{event.info.get('help') or ''}\ndefault: {to_text(event.info.get('default'))}"
+                                        "  (empty = remove, the default applies)"), done)
+
+    # -- validation ------------------------------------------------------------------------------------------
+    def schedule_validation(self, delay: float = DEBOUNCE) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(max(delay, 0.01), self._start_validation)  # 0 divides by zero in Timer
+
+    def _start_validation(self) -> None:
+        self._timer = None
+        self.validate(self.recipe.dumps(), self.recipe.path)
+        data = self.recipe.get("data.path")
+        if isinstance(data, str) and data != self._preview_path:
+            self._preview_path = data
+            self.preview(data)
+
+    @work(thread=True, exclusive=True, group="validate", exit_on_error=False)
+    def validate(self, text: str, path: Path | None) -> None:
+        from workbench.core.validate import validate_recipe
+
+        try:
+            problems = validate_recipe(Recipe.parse(text, path), self.app.runs_dir)
+        except BadInput as e:
+            problems = e.problems
+        self.post_message(self.Validated(problems, text))
+
+    def on_editor_screen_validated(self, message: Validated) -> None:
+        if message.text != self.recipe.dumps():
+            return  # stale: a newer validation is scheduled
+        self.show_problems(message.problems)
+
+    def show_problems(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        box = self.query_one("#problems", Static)
+        errs = errors(problems)
+        if not problems:
+            box.update("✓ no problems: ctrl+r launches")
+        else:
+            lines = [f"{len(errs)} error(s), {len(problems) - len(errs)} warning(s)"]
+            for p in problems:
+                lines.append(f"{'✗' if p.severity == 'error' else '!'} {p.key or 'recipe'}: {p.message}"
+                             + (f" → {p.hint}" if p.hint else ""))
+            box.update("\n".join(lines))
+        box.set_class(not problems, "-ok")
+        box.set_class(bool(errs), "-errors")
+        bad = {p.key for p in errs}
+        for inp in self.query(Input).results(Input):
+            if inp.name:
+                inp.set_class(inp.name in bad, "-invalid")
+
+    # -- schema and dataset preview ----------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="schema", exit_on_error=False)
+    def load_schema(self, stage: str) -> None:
+        from workbench.core import schema
+
+        if stage not in STAGES:
+            self.post_message(self.SchemaLoaded(stage, None, f"unknown stage '{stage}'"))
+            return
+        try:
+            fields = schema.stage_fields(STAGES[stage].config_class)
+        except Exception as e:  # noqa: BLE001 - SchemaUnavailable, or a broken cache: say so, keep editing
+            self.post_message(self.SchemaLoaded(stage, None, str(e)))
+            return
+        self.post_message(self.SchemaLoaded(stage, fields))
+
+    def on_editor_screen_schema_loaded(self, message: SchemaLoaded) -> None:
+        if message.stage != self.recipe.stage:
+            return
+        self.fields = message.fields or {}
+        self.query_one(FieldTable).set_fields(message.fields, message.error)
+        for inp in self.query(Input).results(Input):
+            name = (inp.name or "").removeprefix("train.")
+            if inp.name and inp.name.startswith("train.") and name in self.fields:
+                info = self.fields[name]
+                inp.placeholder = f"default {to_text(info.get('default'))}"
+                inp.tooltip = info.get("help") or None
+        self.update_batch_note()
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def preview(self, value: str) -> None:
+        from workbench.tui.screens.editor_io import preview_text
+
+        self.post_message(self.Previewed(value, preview_text(self.recipe, value)))
+
+    def on_editor_screen_previewed(self, message: Previewed) -> None:
+        if message.path == self.recipe.get("data.path"):
+            self.query_one("#data-preview", Static).update(message.text)

@@ -1,0 +1,179 @@
+"""The recipe editor's file and process side: save / save as, leave with an unsaved-changes prompt, launch
+(validate, then supervisor.launch, then open the monitor), the model and dataset pickers, dataset previews.
+
+A mixin of EditorScreen (which owns ``recipe``, ``saved_text``, ``dirty``, ``show_problems``, ``update_head``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.message import Message
+from textual.widgets import Button, Input
+
+from workbench.core.problems import BadInput, Problem, errors
+from workbench.core.recipe import Recipe
+
+
+def preview_text(recipe: Recipe, value: str) -> str:
+    """What the dataset preview shows for data.path = value: format, rows, columns, fit to the stage, first rows."""
+    import json
+
+    from workbench.core.datafile import peek
+    from workbench.core.stages import STAGES, match_format
+
+    path = recipe.resolve_path(value) if value else None
+    if path is None:
+        return "no dataset chosen"
+    if not path.exists() and "/" in value and not value.startswith((".", "/", "~")) and value.count("/") == 1:
+        return f"{value}: not a local file; used as a hub dataset id (needs the network or the datasets cache)"
+    try:
+        p = peek(path)
+    except BadInput as e:
+        return "✗ " + "; ".join(f"{pr.message}" + (f" → {pr.hint}" if pr.hint else "") for pr in e.problems)
+    lines = [f"{p.format}, {p.num_rows}{'' if p.complete else '+'} rows, columns: {', '.join(p.columns)}"]
+    stage = STAGES.get(recipe.stage)
+    if stage:
+        fmt = match_format(stage, p.columns)
+        if fmt:
+            lines.append(f"✓ fits {stage.name} as '{fmt.name}'")
+        else:
+            need = " or ".join("+".join(f.columns) for f in stage.formats)
+            lines.append(f"✗ columns do not fit {stage.name}: it needs {need}")
+    for row in p.rows[:3]:
+        text = json.dumps(row, ensure_ascii=False)
+        lines.append("  " + (text if len(text) <= 150 else text[:149] + "…"))
+    return "\n".join(lines)
+
+
+class EditorIO:
+    class Launched(Message):
+        def __init__(self, launched=None, problems: list[Problem] | None = None):
+            super().__init__()
+            self.launched, self.problems = launched, problems or []
+
+    class Choices(Message):
+        def __init__(self, key: str, title: str, options: list[tuple[str, str]]):
+            super().__init__()
+            self.key, self.title, self.options = key, title, options
+
+    # -- save ------------------------------------------------------------------------------------------------
+    def action_save(self, then=None) -> None:
+        if self.recipe.path is None:
+            self.action_save_as(then)
+            return
+        self._write(self.recipe.path, then)
+
+    def action_save_as(self, then=None) -> None:
+        from workbench.tui.screens.modals import InputModal
+
+        suggestion = self.recipe.path or Path.cwd() / f"{self.recipe.name}.toml"
+
+        def chosen(text: str | None) -> None:
+            if not text:
+                return
+            target = Path(text).expanduser()
+            if target.exists() and (self.recipe.path is None or target.resolve() != self.recipe.path):
+                from workbench.tui.screens.modals import ConfirmModal
+
+                self.app.push_screen(ConfirmModal(f"{target} exists. Overwrite it?", yes="Overwrite", danger=True),
+                                     lambda yes: self._write(target, then) if yes else None)
+                return
+            self._write(target, then)
+
+        self.app.push_screen(InputModal("Save recipe as", str(suggestion), "a .toml path (relative paths in the "
+                                        "recipe are resolved against its folder)"), chosen)
+
+    def _write(self, target: Path, then=None) -> None:
+        try:
+            self.recipe.save(target)
+        except OSError as e:
+            self.notify(f"cannot save {target}: {e.strerror or e}", severity="error")
+            return
+        self.saved_text = self.recipe.dumps()
+        self.update_head()
+        self.notify(f"saved {self.recipe.path}")
+        self.schedule_validation(0.0)  # the file name in problems, relative paths
+        if then:
+            then()
+
+    # -- leave -----------------------------------------------------------------------------------------------
+    def action_leave(self) -> None:
+        if not self.dirty or self.saved_text is None and self.fresh:
+            self.app.pop_screen()
+            return
+        from workbench.tui.screens.modals import UnsavedModal
+
+        def answer(choice: str | None) -> None:
+            if choice == "save":
+                self.action_save(then=self.app.pop_screen)
+            elif choice == "discard":
+                self.app.pop_screen()
+
+        self.app.push_screen(UnsavedModal(), answer)
+
+    # -- launch ----------------------------------------------------------------------------------------------
+    def action_launch(self) -> None:
+        self.notify("validating before launch…")
+        self._launch(self.recipe.dumps(), self.recipe.path)
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    def _launch(self, text: str, path: Path | None) -> None:
+        from workbench.core import supervisor
+        from workbench.core.validate import validate_recipe
+
+        try:
+            recipe = Recipe.parse(text, path)
+            problems = validate_recipe(recipe, self.app.runs_dir)
+            if errors(problems):
+                self.post_message(self.Launched(None, problems))
+                return
+            self.post_message(self.Launched(supervisor.launch(recipe, self.app.runs_dir), problems))
+        except BadInput as e:
+            self.post_message(self.Launched(None, e.problems))
+
+    def on_editor_io_launched(self, message: "EditorIO.Launched") -> None:
+        if message.launched is None:
+            self.show_problems(message.problems)
+            n = len(errors(message.problems))
+            self.notify(f"not launched: {n} problem{'s' if n != 1 else ''} to fix (listed below)", severity="error")
+            return
+        self.app.launched.append(message.launched.process)
+        self.notify(f"launched {message.launched.run.id}")
+        self.app.pop_screen()
+        self.app.open_monitor(message.launched.run.path)
+
+    # -- pickers ---------------------------------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "pick-model":
+            self._discover("model.path")
+        elif event.button.id == "pick-data":
+            self._discover("data.path")
+
+    @work(thread=True, exclusive=True, group="discover", exit_on_error=False)
+    def _discover(self, key: str) -> None:
+        from workbench.core import discovery
+
+        if key == "model.path":
+            found = discovery.model_choices(self.app.runs_dir)
+            title = "Model (built-in, earlier runs, hub cache, local folders)"
+        else:
+            roots = [Path.cwd()] + ([self.recipe.path.parent] if self.recipe.path else [])
+            found = discovery.dataset_files(roots)
+            title = "Dataset file"
+        self.post_message(self.Choices(key, title, [(c.value, c.label) for c in found]))
+
+    def on_editor_io_choices(self, message: "EditorIO.Choices") -> None:
+        from workbench.tui.screens.pick import PickModal
+
+        if not message.options:
+            self.notify("nothing found; type a path or a hub id", severity="warning")
+            return
+
+        def chosen(value: str | None) -> None:
+            if value:
+                for inp in self.query(Input).results(Input):
+                    if inp.name == message.key:
+                        inp.value = value  # Input.Changed writes it into the recipe
+
+        self.app.push_screen(PickModal(message.title, message.options), chosen)

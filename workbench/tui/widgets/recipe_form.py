@@ -1,0 +1,103 @@
+"""The recipe editor's form rows: stage/model/data basics and the stage's key knobs, bound to dotted recipe keys.
+
+Every editable Input carries its dotted key as its ``name``; the editor screen listens to Input.Changed and
+writes the value into the Recipe (so comments and order survive saving). ``to_text``/``from_text`` convert
+between recipe values and what a user types (TOML literals; bare strings for string keys).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import tomlkit
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Label, Select, Static, Switch
+
+from workbench.core.recipe import SECTIONS, Recipe, parse_value
+from workbench.core.stages import STAGES
+
+STRING_KEYS = {f"{sec}.{k}" for sec, keys in SECTIONS.items() for k, spec in keys.items() if spec.kinds == ("str",)}
+
+
+def to_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return tomlkit.item(value).as_string()
+
+
+def from_text(key: str, text: str) -> Any:
+    """None for an empty field (the key is removed: the default applies)."""
+    text = text.strip()
+    if not text:
+        return None
+    if key in STRING_KEYS:
+        return text
+    return parse_value(text)
+
+
+def field_input(recipe: Recipe, key: str, placeholder: str = "") -> Input:
+    return Input(to_text(recipe.get(key)), placeholder=placeholder, name=key, id="in-" + key.replace(".", "-"),
+                 compact=True)
+
+
+def row(label: str, *widgets) -> Horizontal:
+    return Horizontal(Label(label), *widgets, classes="row")
+
+
+def basics(recipe: Recipe) -> ComposeResult:
+    stage = STAGES.get(recipe.stage)
+    yield row("stage", Select([(f"{n}  {s.title}", n) for n, s in STAGES.items()], value=recipe.stage
+                              if recipe.stage in STAGES else Select.BLANK, allow_blank=recipe.stage not in STAGES,
+                              id="stage", compact=True))
+    yield row("name", field_input(recipe, "run.name", "run name"))
+    yield row("model", field_input(recipe, "model.path", "builtin:NAME, run:ID, folder or hub id"),
+              Button("pick", id="pick-model", compact=True))
+    yield row("trust remote code", Switch(bool(recipe.get("model.trust_remote_code", False)), id="trust"),
+              Static("runs Python code shipped with the model", classes="note"))
+    yield row("dataset", field_input(recipe, "data.path", "jsonl/json/csv/parquet file or hub id"),
+              Button("pick", id="pick-data", compact=True))
+    yield Static("", id="data-preview", markup=False)
+    yield row("system prompt", field_input(recipe, "data.system_prompt", "(none)"))
+    if stage is None or stage.uses_rewards:
+        yield row("reward functions", field_input(recipe, "rewards.funcs", '["format", "correctness"]'))
+
+
+def knobs(recipe: Recipe) -> ComposeResult:
+    stage = STAGES.get(recipe.stage)
+    for field in (stage.key_fields if stage else ("learning_rate", "max_steps")):
+        yield row(field, field_input(recipe, f"train.{field}"))
+    yield Static("", id="batch-note", markup=False)
+    yield row("LoRA adapter", Switch(recipe.get("peft.method") == "lora", id="lora"),
+              Static("off = full fine-tuning", classes="note"))
+    yield row("LoRA r", field_input(recipe, "peft.r", "8"))
+    yield row("LoRA alpha", field_input(recipe, "peft.alpha", "16"))
+    yield row("DeepSpeed ZeRO", Select([("0 (off)", 0), ("1", 1), ("2", 2), ("3", 3)],
+                                       value=int(recipe.get("launch.zero_stage", 0) or 0), allow_blank=False,
+                                       id="zero", compact=True))
+    yield row("processes", field_input(recipe, "launch.num_processes", "1"))
+
+
+def batch_note(recipe: Recipe, fields: dict) -> str:
+    """The arithmetic of one optimiser step, in the recipe's own terms."""
+    def val(key: str, default):
+        v = recipe.get(f"train.{key}")
+        if v is None:
+            v = (fields.get(key) or {}).get("default", default)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
+
+    per, accum = val("per_device_train_batch_size", 8), val("gradient_accumulation_steps", 1)
+    procs = recipe.get("launch.num_processes", 1)
+    procs = procs if isinstance(procs, int) and procs > 0 else 1
+    eff = per * accum * procs
+    text = f"effective batch = {per} per device x {accum} accumulation x {procs} processes = {eff}"
+    stage = STAGES.get(recipe.stage)
+    if stage and stage.uses_rewards:
+        gens = val("num_generations", 8)
+        text += f" completions = {eff / gens:g} prompts x {gens} generations"
+        if eff % gens:
+            text += "  (not divisible!)"
+    return text
