@@ -6,6 +6,7 @@ and the one-time trl schema extraction run in separate processes).
   workbench validate RECIPE
   workbench ls | show RUN | tail RUN | stop RUN
   workbench new STAGE [-o FILE]
+  workbench pipeline FOLDER      run a folder of recipes in order (run:previous chains them)
 
 Exit codes: 0 ok, 1 the run failed (or was stopped/killed), 2 bad input. Runs live in --runs-dir, $WORKBENCH_RUNS,
 or ./runs.
@@ -162,6 +163,28 @@ def _row_line(row: dict) -> str:
     return f"step {row.get('step')}: {vals}"
 
 
+def cmd_pipeline(args) -> int:
+    from workbench.core import supervisor
+    from workbench.core.pipeline import link, load_pipeline
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    pipe = load_pipeline(args.folder, runs_dir)  # every stage validated before the first starts
+    _out(f"pipeline {pipe.name}: " + " -> ".join(f"{r.name} ({r.stage})" for r in pipe.recipes))
+    previous = None
+    for i, recipe in enumerate(pipe.recipes, 1):
+        launched = supervisor.launch(link(recipe, previous.id if previous else None), runs_dir)
+        rd = launched.run
+        rd.write_status(pipeline=pipe.name, pipeline_step=i, parent=previous.id if previous else None)
+        _out(f"[{i}/{len(pipe.recipes)}] run {rd.id} started")
+        code = follow(rd, args, launched.process)
+        if code != EXIT_OK:
+            _err(f"pipeline {pipe.name} ended at stage {i} ({recipe.name}); later stages were not started")
+            return code
+        previous = rd
+    _out(f"pipeline {pipe.name} completed; final model: run:{previous.id}")
+    return EXIT_OK
+
+
 def cmd_tail(args) -> int:
     from workbench.core import supervisor
 
@@ -288,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("recipe")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a recipe value")
     sp.add_argument("--detach", action="store_true", help="start and return at once")
+    sp = add("pipeline", cmd_pipeline, "run a folder of recipes in order; run:previous chains the stages")
+    sp.add_argument("folder")
     sp = add("validate", cmd_validate, "check a recipe and report every problem")
     sp.add_argument("recipe")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")

@@ -130,20 +130,23 @@ def test_bad_override_is_bad_input(commented, bad):
     assert any(p.file == "--set" and p.key == bad for p in e.value.problems)
 
 
-def test_cli_set_override(commented, runs_dir):
-    ok = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "validate", str(RECIPES / "grpo-tiny.toml"),
-                                      "--set", "train.beta=0.1"), capture_output=True, text=True, timeout=60, check=False)
+def validate_with(runs_dir, *sets: str) -> subprocess.CompletedProcess:
+    args = [a for s in sets for a in ("--set", s)]
+    return subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "validate", str(RECIPES / "grpo-tiny.toml"),
+                                        *args), capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_cli_set_override(runs_dir):
+    ok = validate_with(runs_dir, "train.beta=0.1")
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "validate", str(RECIPES / "grpo-tiny.toml"),
-                                       "--set", "train.temperature=0"), capture_output=True, text=True, timeout=60, check=False)
+    bad = validate_with(runs_dir, "train.beta=0.1", "train.temperature=0")
     assert bad.returncode == 2
     assert "--set train.temperature" in bad.stderr and "must be > 0" in bad.stderr
 
 
 @pytest.mark.parametrize("bad", ["beta=0.1", "train.beta", "run.stage.x=1"])
 def test_cli_bad_set_syntax_exits_2(runs_dir, bad):
-    proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "validate", str(RECIPES / "grpo-tiny.toml"),
-                                        "--set", bad), capture_output=True, text=True, timeout=60, check=False)
+    proc = validate_with(runs_dir, bad)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"--set {bad}" in proc.stderr

@@ -130,3 +130,15 @@ async def test_new_run_picks_a_stage_and_opens_its_template(runs_dir, app_factor
         await pilot.pause(0.2)
         assert isinstance(app.screen, EditorScreen)
         assert app.screen.recipe.stage == "sft"
+
+
+async def test_command_palette_offers_new_runs(runs_dir, app_factory):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.1)
+        await pilot.press(*"new sft")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, EditorScreen) and app.screen.recipe.stage == "sft"

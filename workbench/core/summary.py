@@ -6,6 +6,7 @@ whole file, so listing hundreds of runs stays fast.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ def run_summary(metrics_path: Path) -> dict:
         for k, v in row.items():
             if k in ("step", "time", "epoch") or k in out["latest"]:
                 continue
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 out["latest"][k] = v
     return out
 

@@ -37,9 +37,10 @@ TRAIN_RANGES = {
 
 
 class Checker:
-    def __init__(self, recipe: Recipe, runs_dir: Path | None):
+    def __init__(self, recipe: Recipe, runs_dir: Path | None, in_pipeline: bool = False):
         self.r = recipe
         self.runs_dir = runs_dir
+        self.in_pipeline = in_pipeline
         self.problems: list[Problem] = []
 
     def add(self, key: str, message: str, hint: str = "", severity: str = "error") -> None:
@@ -216,6 +217,11 @@ class Checker:
     def run_model(self, key: str, run_id: str) -> None:
         from workbench.core.rundir import RunDir  # local: rundir imports this module's siblings
 
+        if run_id == "previous":
+            if not self.in_pipeline:
+                self.add(key, "run:previous means the previous stage of a pipeline",
+                         "run the folder with `workbench pipeline DIR`, or name a run id")
+            return
         if self.runs_dir is None:
             return
         rd = RunDir(self.runs_dir / run_id)
@@ -303,8 +309,9 @@ class Checker:
                          "add the column to the data, or drop this reward function")
 
 
-def validate_recipe(recipe: Recipe, runs_dir: Path | None = None, check_files: bool = True) -> list[Problem]:
-    c = Checker(recipe, runs_dir)
+def validate_recipe(recipe: Recipe, runs_dir: Path | None = None, check_files: bool = True,
+                    in_pipeline: bool = False) -> list[Problem]:
+    c = Checker(recipe, runs_dir, in_pipeline)
     c.structure()
     c.train_keys()
     c.launch()

@@ -79,8 +79,8 @@ class Curation:
             with open(ctx.rd.path / "dataset.jsonl", "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(r) + "\n" for r in kept)
         ctx.stop.stopped = ctx.stop.requested()
-        metrics.write({"event": "train_end", "step": step, "time": time.time(), "kept": len(kept)})
         ctx.note(f"kept {len(kept)} of {n_seen} prompts: {ctx.rd.path / 'dataset.jsonl'}")
+        metrics.write({"event": "train_end", "step": step, "time": time.time(), "kept": len(kept)})
 
 
 def build_best_of_k(ctx):

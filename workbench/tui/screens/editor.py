@@ -100,9 +100,9 @@ class EditorScreen(EditorIO, Screen):
 
     def update_head(self) -> None:
         where = str(self.recipe.path) if self.recipe.path else "not saved yet"
-        mark = "  ● unsaved changes" if self.dirty else ""
+        mark = "● unsaved changes  " if self.dirty else ""
         head = self.query_one("#editor-head", Static)
-        head.update(f"{self.recipe.stage or '?'}  {where}{mark}")
+        head.update(f"{mark}{self.recipe.stage or '?'}  {where}")
         head.set_class(self.dirty, "-dirty")
 
     def update_trust(self) -> None:

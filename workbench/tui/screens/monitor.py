@@ -19,11 +19,13 @@ from textual.widgets import Footer, Header, Log, Select, Static, TabbedContent, 
 from workbench.core import summary, supervisor
 from workbench.core.metrics import JsonlTail, MetricsHistory
 from workbench.core.rundir import LIVE_STATES, RunDir
+from workbench.core.stages import STAGES
 from workbench.tui.widgets.charts import MetricChart
 from workbench.tui.widgets.logtail import TextTail
 from workbench.tui.widgets.samples import FILTERS, SampleIndex, apply_filter, render_step
 
 LOG_LINES = 2000
+CHUNK = 16 * 1024 * 1024  # metrics bytes per poll: a huge file fills the charts progressively
 STAGE_CHARTS = {  # stage -> three (title, keys) charts; "a|b" = first present of a, b
     "grpo": [("reward", ["reward"]), ("loss", ["loss"]), ("KL", ["kl|objective/kl"])],
     "sft": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]), ("learning rate", ["learning_rate"])],
@@ -33,6 +35,9 @@ DEFAULT_CHARTS = [("loss", ["loss"]), ("accuracy", ["rewards/accuracies|accuracy
 
 
 def chart_specs(stage: str, history: MetricsHistory) -> list[tuple[str, list[str]]]:
+    known = STAGES.get(stage)
+    if stage not in STAGE_CHARTS and known is not None and known.uses_rewards:
+        stage = "grpo"  # rloo and other reward-function stages log the same keys
     specs = [(t, list(k)) for t, k in STAGE_CHARTS.get(stage, DEFAULT_CHARTS)]
     for title, keys in specs:
         if keys == ["reward"]:  # plus one line per reward function
@@ -55,9 +60,10 @@ class MonitorScreen(Screen):
     ]
 
     class Polled(Message):
-        def __init__(self, metrics: bool, samples: bool, lines: list[str], status: dict | None):
+        def __init__(self, metrics: bool, samples: bool, lines: list[str], status: dict | None, more: bool = False):
             super().__init__()
             self.metrics, self.samples, self.lines, self.status = metrics, samples, lines, status
+            self.more = more  # metrics.jsonl has more unread bytes: poll again at once
 
     def __init__(self, rd: RunDir):
         super().__init__()
@@ -114,16 +120,20 @@ class MonitorScreen(Screen):
 
     @work(thread=True, group="monitor-poll", exit_on_error=False)
     def poll(self) -> None:
-        metrics, samples, lines, st = False, False, [], None
+        metrics, samples, lines, st, more = False, False, [], None, False
         try:
-            rows = self.metrics_tail.read_new()
+            rows = self.metrics_tail.read_new(max_bytes=CHUNK)
             self.history.add(rows)
             metrics = bool(rows)
+            try:
+                more = self.rd.metrics_path.stat().st_size > self.metrics_tail.offset
+            except OSError:
+                pass
             samples = self.samples.read_new()
             lines = self.log_tail.read_new()
             st = supervisor.status(self.rd)
         finally:
-            self.post_message(self.Polled(metrics, samples, lines, st))
+            self.post_message(self.Polled(metrics, samples, lines, st, more))
 
     def on_monitor_screen_polled(self, message: Polled) -> None:
         self._polling = False
@@ -137,6 +147,8 @@ class MonitorScreen(Screen):
             self.update_samples()
         if message.lines:
             self.query_one("#log-view", Log).write_lines(message.lines)
+        if message.more:
+            self.call_after_refresh(self.tick)
 
     # -- views -----------------------------------------------------------------------------------------------
     def update_state_line(self) -> None:

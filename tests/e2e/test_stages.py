@@ -1,0 +1,74 @@
+"""End to end: every shipped stage recipe through the real CLI and the real trl trainer on the tiny models."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import RECIPES, workbench_cmd
+from workbench.core.rundir import RunDir
+
+pytestmark = pytest.mark.e2e
+
+# stage recipe -> metric keys its charts need
+STAGE_KEYS = {
+    "pretrain": {"loss"},
+    "reward": {"loss", "accuracy", "margin"},
+    "dpo": {"loss", "rewards/accuracies", "rewards/margins"},
+    "kto": {"loss", "kl"},
+    "rloo": {"reward", "kl", "rewards/format/mean"},
+    "ppo": {"objective/kl", "objective/rlhf_reward", "loss/policy_avg", "loss/value_avg"},
+    "distill": {"loss"},
+    "distill-offline": {"loss"},
+    "best-of-k": {"reward", "best_reward", "kept_fraction"},
+}
+
+
+def run(runs_dir, recipe, *sets):
+    args = ["--runs-dir", str(runs_dir), "run", str(recipe)]
+    for s in sets:
+        args += ["--set", s]
+    proc = subprocess.run(workbench_cmd(*args), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    newest = max((p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    return RunDir(newest)
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_KEYS))
+def test_stage_recipe_completes_with_its_metrics(runs_dir, stage):
+    rd = run(runs_dir, RECIPES / f"{stage}-tiny.toml")
+    assert rd.read_status()["state"] == "completed"
+    metrics = rows(rd.metrics_path)
+    keys = set().union(*(r for r in metrics if "event" not in r))
+    assert STAGE_KEYS[stage] <= keys, STAGE_KEYS[stage] - keys
+    assert metrics[-1]["event"] == "train_end"
+    if stage in ("best-of-k", "distill-offline"):
+        data = rows(rd.path / "dataset.jsonl")
+        assert data and {"prompt", "completion"} <= set(data[0])
+    else:
+        assert (rd.final_model / "config.json").is_file()
+
+
+def test_chain_reward_then_ppo_then_sft_on_curated_data(runs_dir, tmp_path):
+    """run:ID chains stages: a trained reward model drives PPO; best-of-K output feeds SFT."""
+    rm = run(runs_dir, RECIPES / "reward-tiny.toml", "train.max_steps=5")
+    ppo = run(runs_dir, RECIPES / "ppo-tiny.toml", f'model.reward_model="run:{rm.id}"', "train.total_episodes=16")
+    assert ppo.read_status()["state"] == "completed"
+    assert f"run:{rm.id}" in ppo.recipe_path.read_text()
+    bok = run(runs_dir, RECIPES / "best-of-k-tiny.toml", f'model.path="run:{ppo.id}"', "data.max_samples=8")
+    sft = run(runs_dir, RECIPES / "sft-tiny.toml", f'data.path="{bok.path / "dataset.jsonl"}"',
+              "train.max_steps=3", "train.assistant_only_loss=false")
+    assert sft.read_status()["state"] == "completed"
+
+
+def test_lora_run_final_model_is_merged_and_chains(runs_dir):
+    lora = run(runs_dir, RECIPES / "sft-tiny.toml", 'peft.method="lora"', "train.max_steps=3")
+    assert (lora.final_model / "config.json").is_file(), "merged: a plain model, not only an adapter"
+    assert not (lora.final_model / "adapter_config.json").exists()
+    nxt = run(runs_dir, RECIPES / "grpo-tiny.toml", f'model.path="run:{lora.id}"', "train.max_steps=2")
+    assert nxt.read_status()["state"] == "completed"

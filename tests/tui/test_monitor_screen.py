@@ -1,0 +1,116 @@
+"""The run monitor on fake run dirs: progress, stage-appropriate charts, samples by step and filter, log, recipe."""
+from __future__ import annotations
+
+import json
+
+from tests.tui.conftest import make_run
+from tests.tui.screen_text import screen_text
+from workbench.tui.screens.monitor import MonitorScreen
+from workbench.tui.widgets.charts import MetricChart
+
+SIZE = (80, 24)
+
+
+async def open_monitor(app, pilot, run_dir) -> MonitorScreen:
+    app.open_monitor(run_dir)
+    for _ in range(40):
+        await pilot.pause(0.05)
+        screen = app.screen
+        if isinstance(screen, MonitorScreen) and screen.history.step and not screen._polling:
+            return screen
+    raise AssertionError("the monitor never read the run")
+
+
+async def test_progress_state_and_grpo_charts(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-g", state="completed", steps=10, max_steps=10)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_monitor(app, pilot, d)
+        text = screen_text(app)
+        assert "COMPLETED" in text and "10/10" in text and "100%" in text
+        assert "reward 1" in text  # the headline value of the last row
+        titles = [c.title for c in screen.query(MetricChart)]
+        assert titles[:3] == ["reward", "loss", "KL"]
+        reward = screen.query_one("#chart-0", MetricChart)
+        assert reward.series_keys() == ["reward", "rewards/correctness/mean", "rewards/format/mean"]
+
+
+async def test_sft_run_charts_loss_token_accuracy_and_learning_rate(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-s", stage="sft", steps=4, max_steps=8, state="running")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_monitor(app, pilot, d)
+        titles = [c.title for c in screen.query(MetricChart)][:3]
+        assert titles == ["loss", "token accuracy", "learning rate"]
+        assert screen.query_one("#chart-1", MetricChart).series_keys() == ["mean_token_accuracy"]
+        assert "4/8" in screen_text(app)
+
+
+async def test_new_rows_are_picked_up_live(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-live", state="running", steps=3, max_steps=10)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_monitor(app, pilot, d)
+        with open(d / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": 4, "time": 1.0, "loss": 0.1, "reward": 0.9}) + "\n")
+            f.write('{"step": 5, "loss": 0.0')  # a torn line waits for its newline
+        for _ in range(30):
+            await pilot.pause(0.1)
+            if screen.history.step == 4:
+                break
+        assert screen.history.step == 4
+        assert "4/10" in screen_text(app)
+
+
+async def test_samples_by_step_with_navigation_and_filters(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-g", steps=3, max_steps=3)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_monitor(app, pilot, d)
+        await pilot.press("2")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "step 3  (3/3)" in text and "4/4 completions" in text
+        assert "What is 3 + 0?" in text
+        # model output is shown literally, never parsed as markup
+        assert "[bold]hard[/bold]" in text and "junk 3-0 [red]x" in text
+        await pilot.press("left_square_bracket")
+        await pilot.pause(0.05)
+        text = screen_text(app)
+        assert "step 2  (2/3)" in text and "What is 2 + 0?" in text
+        await pilot.press("f")  # format failures only
+        await pilot.pause(0.05)
+        text = screen_text(app)
+        assert "2/4 completions" in text and "filter: format failures" in text
+        assert "junk 2-0" in text and "<reasoning>" not in text
+        await pilot.press("f")  # correct only
+        await pilot.pause(0.05)
+        text = screen_text(app)
+        assert "filter: correct only" in text and "junk" not in text
+        await pilot.press("right_square_bracket")
+        await pilot.pause(0.05)
+        assert "step 3  (3/3)" in screen_text(app)
+
+
+async def test_log_pane_tails_stdout(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-g", log_lines=3)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_monitor(app, pilot, d)
+        await pilot.press("3")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "log line 2" in text
+        assert "progress 100%" in text and "progress 10%" not in text  # carriage-return bars collapse
+
+
+async def test_recipe_pane_and_stop_of_a_finished_run(runs_dir, app_factory):
+    d = make_run(runs_dir, "20260101-000000-g")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_monitor(app, pilot, d)
+        await pilot.press("4")
+        await pilot.pause(0.1)
+        assert 'stage = "grpo"' in screen_text(app)
+        await pilot.press("s")
+        assert not (d / "stop.request").exists()  # nothing to stop
