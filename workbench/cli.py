@@ -4,7 +4,7 @@ and the one-time trl schema extraction run in separate processes).
   workbench                      open the TUI
   workbench run RECIPE [--set section.key=value ...] [--detach]
   workbench validate RECIPE
-  workbench ls | show RUN | tail RUN | stop RUN
+  workbench ls | show RUN | tail RUN | stop RUN | resume RUN
   workbench new STAGE [-o FILE]
   workbench pipeline FOLDER      run a folder of recipes in order (run:previous chains them)
 
@@ -261,6 +261,17 @@ def cmd_stop(args) -> int:
     return EXIT_OK
 
 
+def cmd_resume(args) -> int:
+    from workbench.core import supervisor
+
+    rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
+    launched = supervisor.resume(rd)
+    _out(f"run {rd.id} resumed from {rd.read_status().get('resume_from')}")
+    if args.detach:
+        return EXIT_OK
+    return follow(rd, args, launched.process)
+
+
 def cmd_new(args) -> int:
     from workbench.core.stages import STAGES
     from workbench.core.templates import template
@@ -325,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("stop", cmd_stop, "stop a run: checkpoint and end, then SIGTERM, then SIGKILL")
     sp.add_argument("run")
     sp.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a clean stop")
+    sp = add("resume", cmd_resume, "continue a stopped/failed/killed run from its last checkpoint")
+    sp.add_argument("run")
+    sp.add_argument("--detach", action="store_true")
     sp = add("new", cmd_new, "print (or write) a recipe template for a stage")
     sp.add_argument("stage")
     sp.add_argument("-o", "--output", help="write to this file (atomically)")

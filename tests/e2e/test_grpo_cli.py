@@ -173,3 +173,28 @@ def test_torchrun_two_processes_write_one_copy(runs_dir):
                                                                    "--nproc_per_node=2"]
     # 4 completions per process per step, gathered: 8 per step
     assert len(read_jsonl(rd.samples_path)) == 4 * 8
+
+
+def test_stop_then_resume_continues_to_the_same_final_step(runs_dir):
+    proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "run", str(RECIPES / "grpo-tiny.toml"),
+                                        "--detach", "--set", "train.max_steps=40", "--set", "train.save_steps=5"),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rd = only_run(runs_dir)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (rd.checkpoints / "checkpoint-5").is_dir():
+        time.sleep(0.2)
+    subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "stop", rd.id), capture_output=True, timeout=120)
+    assert rd.read_status()["state"] == "stopped"
+    resumed = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "resume", rd.id), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    st = rd.read_status()
+    assert st["state"] == "completed" and st["attempt"] == 2
+    from workbench.core.metrics import read_history
+
+    hist = read_history(rd.metrics_path)
+    assert hist.series["loss"][0] == [float(s) for s in range(1, 41)], "one line: no duplicated steps"
+    again = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "resume", rd.id), capture_output=True,
+                           text=True, timeout=60)
+    assert again.returncode == 2 and "already completed" in again.stderr

@@ -92,6 +92,8 @@ class MetricsHistory:
                     self.begin_step = int(row.get("step") or 0)
                 elif event == "train_end":
                     self.ended = True
+                elif event == "resume":  # rows past the checkpoint belong to the superseded attempt
+                    self.truncate_after(int(row.get("step") or 0))
                 if isinstance(row.get("step"), int):
                     self.step = max(self.step, row["step"])
                 continue
@@ -110,6 +112,18 @@ class MetricsHistory:
                 xs.append(float(step))
                 ys.append(v)
                 self.latest[key] = v
+
+    def truncate_after(self, step: int) -> None:
+        for key, (xs, ys) in list(self.series.items()):
+            keep = sum(1 for x in xs if x <= step)
+            del xs[keep:], ys[keep:]
+            if xs:
+                self.latest[key] = ys[-1]
+            else:
+                del self.series[key]
+                self.latest.pop(key, None)
+        self.step = step
+        self.ended = False
 
     def keys(self) -> list[str]:
         return sorted(self.series)

@@ -110,7 +110,8 @@ class RunDir:
                 tail = f.read()
         except FileNotFoundError:
             return False
-        return f'"event": "{event}"'.encode() in tail
+        # Only the latest attempt counts: events before a "resume" belong to the superseded one.
+        return tail.rfind(f'"event": "{event}"'.encode()) > tail.rfind(b'"event": "resume"')
 
 
 def hostname() -> str:

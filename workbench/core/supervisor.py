@@ -105,6 +105,46 @@ def launch(recipe: Recipe, runs_dir: Path) -> Launched:
     return Launched(rd, proc)
 
 
+def latest_checkpoint(rd: RunDir) -> Path | None:
+    ckpts = [p for p in rd.checkpoints.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[-1])) if ckpts else None
+
+
+def resume(rd: RunDir) -> Launched:
+    """Start a stopped/failed/killed run again in the same run directory, from its last checkpoint.
+
+    The trainer restores model, optimizer, scheduler and global step; it writes a ``resume`` event so readers
+    drop the earlier attempt's rows past the checkpoint (charts show one line).
+    """
+    st = status(rd)
+    if st.get("state") not in FINAL_STATES:
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} is {st.get('state')}", "stop it before resuming"))
+    if st.get("state") == "completed":
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} already completed",
+                               "raise train.max_steps in a new run, e.g. model.path = \"run:ID\""))
+    ckpt = latest_checkpoint(rd)
+    if ckpt is None:
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} has no checkpoint to resume from",
+                               "start it again with `workbench run` (set train.save_steps to checkpoint)"))
+    rd.stop_request_path.unlink(missing_ok=True)
+    attempt = int(st.get("attempt", 1)) + 1
+    for key in ("outcome", "error", "error_type", "hint", "signal", "note", "exit_code", "ended", "duration"):
+        st.pop(key, None)
+    st.pop("display_state", None)
+    st.update(state="queued", resume_from=str(ckpt), attempt=attempt, created=time.time(), host=hostname(),
+              boot_time=boot_time())
+    write_json_atomic(rd.status_path, st)
+    log = open(rd.runner_log_path, "ab")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "workbench.core.runner", str(rd.path)],
+                                start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, close_fds=True)
+    finally:
+        log.close()
+    rd.write_status(runner_pid=proc.pid, pgid=proc.pid)
+    return Launched(rd, proc)
+
+
 # -- status ----------------------------------------------------------------------------------------------------
 def status(rd: RunDir) -> dict:
     """The run's status, settled: a live state whose process tree is gone becomes killed (or lost after a reboot).

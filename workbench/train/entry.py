@@ -7,6 +7,7 @@ status.json (type and message) and printed in full to stdout.log, and the proces
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
@@ -111,8 +112,11 @@ def save_final(trainer, ctx: Context) -> None:
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     tmp = ctx.rd.final_model.with_name("final.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     ctx.tokenizer.save_pretrained(tmp)
+    if ctx.rd.final_model.exists():  # from an earlier (stopped) attempt of a resumed run
+        shutil.rmtree(ctx.rd.final_model)
     os.replace(tmp, ctx.rd.final_model)
 
 
@@ -154,7 +158,13 @@ def main(run_dir: str) -> int:
         trainer = BUILDERS[recipe.stage](ctx)
         status(phase="training", device="cuda" if torch.cuda.is_available() else "cpu")
         in_loop = True
-        trainer.train()
+        resume_from = rd.read_status().get("resume_from")
+        if resume_from:
+            step = int(Path(resume_from).name.split("-")[-1])
+            logger.out.write({"event": "resume", "step": step, "checkpoint": resume_from, "time": time.time()})
+            trainer.train(resume_from_checkpoint=resume_from)
+        else:
+            trainer.train()
         in_loop = False
         if is_main and getattr(trainer, "model", None) is not None:
             status(phase="saving")

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from workbench.core import summary, supervisor
+from workbench.core.problems import BadInput
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.tui.screens.modals import ConfirmModal, MessageModal
 
@@ -51,6 +52,7 @@ class RunsScreen(Screen):
         Binding("n", "new", "New run"),
         Binding("enter,o", "open", "Open"),
         Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("c", "duplicate", "Duplicate"),
         Binding("C", "compare", "Compare", show=False),
@@ -157,6 +159,20 @@ class RunsScreen(Screen):
             return
         supervisor.request_stop(RunDir(row.path))
         self.notify(f"stop requested for {row.path.name}: it checkpoints and ends")
+        self.refresh_runs()
+
+    def action_resume(self) -> None:
+        row = self.selected()
+        if not row:
+            return
+        try:
+            launched = supervisor.resume(RunDir(row.path))
+        except BadInput as e:
+            self.notify(e.problems[0].message + (f"\n{e.problems[0].hint}" if e.problems[0].hint else ""),
+                        severity="warning")
+            return
+        self.app.launched.append(launched.process)  # reaped by the app's timer
+        self.notify(f"{row.path.name} resumed from its last checkpoint")
         self.refresh_runs()
 
     def action_delete(self) -> None:
