@@ -63,6 +63,14 @@ def trainer_env(recipe: Recipe, run_dir: Path) -> dict[str, str]:
     return env
 
 
+def _start_runner(rd: RunDir) -> subprocess.Popen:
+    """The runner in a new session (SIGHUP of this terminal never reaches it), output to runner.log."""
+    with open(rd.runner_log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "workbench.core.runner", str(rd.path)],
+                                start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, close_fds=True)
+
+
 @dataclass
 class Launched:
     run: RunDir
@@ -87,13 +95,7 @@ def launch(recipe: Recipe, runs_dir: Path) -> Launched:
         })
         rd.write_status(state="queued", stage=frozen.stage, name=frozen.name, model=frozen.get("model.path"),
                         created=time.time(), host=hostname(), boot_time=boot_time())
-        log = open(rd.runner_log_path, "ab")
-        try:
-            proc = subprocess.Popen([sys.executable, "-m", "workbench.core.runner", str(rd.path)],
-                                    start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, close_fds=True)
-        finally:
-            log.close()
+        proc = _start_runner(rd)
     except OSError as e:
         # Nothing half-made is left behind: the run dir goes if the run never started.
         import shutil
@@ -134,13 +136,7 @@ def resume(rd: RunDir) -> Launched:
     st.update(state="queued", resume_from=str(ckpt), attempt=attempt, created=time.time(), host=hostname(),
               boot_time=boot_time())
     write_json_atomic(rd.status_path, st)
-    log = open(rd.runner_log_path, "ab")
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "workbench.core.runner", str(rd.path)],
-                                start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, close_fds=True)
-    finally:
-        log.close()
+    proc = _start_runner(rd)
     rd.write_status(runner_pid=proc.pid, pgid=proc.pid)
     return Launched(rd, proc)
 
