@@ -29,10 +29,6 @@ class ModelRef:
     value: str  # the builtin name, run id, absolute folder, or hub id
     raw: str
 
-    def describe(self) -> str:
-        return {"builtin": "built-in", "run": "final model of run", "local": "local folder", "hub": "hub id"}[
-            self.kind] + f" {self.value}"
-
 
 def builtin_dir(name: str) -> Path:
     return cache_dir() / "models" / f"{name}-v{BUILTIN_VERSION}"
@@ -86,7 +82,3 @@ def hub_reachable(timeout: float = 1.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def run_final_model(runs_dir: Path, run_id: str) -> Path:
-    return runs_dir / run_id / "final"

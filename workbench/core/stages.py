@@ -154,10 +154,6 @@ STAGES: dict[str, Stage] = {
 }
 
 
-def stage_names() -> list[str]:
-    return list(STAGES)
-
-
 def match_format(stage: Stage, columns: list[str] | set[str]) -> DataFormat | None:
     cols = set(columns)
     for fmt in stage.formats:

@@ -145,10 +145,10 @@ class Checker:
         if isinstance(zero, int) and 0 < zero <= 3:
             self.add("launch.zero_stage", f"DeepSpeed ZeRO stage {zero} is not supported by this version yet",
                      "set zero_stage = 0 (plain DDP with backend = \"torchrun\")")
-        if self.r.get("launch.backend", "python") == "python" and self.r.get("launch.num_processes", 1) not in (1,):
-            if isinstance(self.r.get("launch.num_processes"), int):
-                self.add("launch.num_processes", "backend \"python\" runs one process",
-                         "set backend = \"torchrun\" to run several")
+        nproc = self.r.get("launch.num_processes", 1)
+        if self.r.get("launch.backend", "python") == "python" and isinstance(nproc, int) and nproc > 1:
+            self.add("launch.num_processes", "backend \"python\" runs one process",
+                     "set backend = \"torchrun\" to run several")
 
     def grpo_batch(self) -> None:
         if self.r.stage not in ("grpo",):
