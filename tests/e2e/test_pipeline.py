@@ -1,7 +1,6 @@
 """End to end: a pipeline folder runs its stages in order, each from the previous stage's final model."""
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest
