@@ -29,6 +29,17 @@ CHUNK = 16 * 1024 * 1024  # metrics bytes per poll: a huge file fills the charts
 STAGE_CHARTS = {  # stage -> three (title, keys) charts; "a|b" = first present of a, b
     "grpo": [("reward", ["reward"]), ("loss", ["loss"]), ("KL", ["kl|objective/kl"])],
     "sft": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]), ("learning rate", ["learning_rate"])],
+    "pretrain": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]),
+                 ("learning rate", ["learning_rate"])],
+    "reward": [("loss", ["loss"]), ("accuracy", ["accuracy"]), ("margin", ["margin"])],
+    "dpo": [("loss", ["loss"]), ("preference accuracy", ["rewards/accuracies"]), ("margin", ["rewards/margins"])],
+    "kto": [("loss", ["loss"]), ("KL", ["kl"]), ("learning rate", ["learning_rate"])],
+    "ppo": [("RLHF reward", ["objective/rlhf_reward", "objective/scores"]),
+            ("policy / value loss", ["loss/policy_avg", "loss/value_avg"]), ("KL", ["objective/kl"])],
+    "distill": [("loss", ["loss"]), ("grad norm", ["grad_norm"]), ("learning rate", ["learning_rate"])],
+    "distill-offline": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]),
+                        ("learning rate", ["learning_rate"])],
+    "best-of-k": [("reward", ["reward"]), ("best of K", ["best_reward"]), ("kept fraction", ["kept_fraction"])],
 }
 DEFAULT_CHARTS = [("loss", ["loss"]), ("accuracy", ["rewards/accuracies|accuracy|mean_token_accuracy"]),
                   ("learning rate", ["learning_rate"])]
