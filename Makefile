@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(VENV)/bin/workbench
 
 demo: $(STAMP)
-	$(VENV)/bin/workbench run recipes/grpo-tiny.toml
+	$(VENV)/bin/workbench pipeline recipes/demo
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

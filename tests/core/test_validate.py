@@ -234,3 +234,32 @@ def test_shipped_recipes_unchanged_by_validation(runs_dir, tmp_path):
     before = copy.read_bytes()
     assert validate(copy, runs_dir).returncode == 0
     assert copy.read_bytes() == before
+
+
+# Wrong data or a missing model for a stage: caught before launch, against the shipped recipes.
+STAGE_MISMATCHES = [
+    ("dpo-tiny.toml", ["data.path=\"../assets/data/format-sft.jsonl\""], "data.path",
+     ["stage dpo needs {prompt, chosen, rejected} or {chosen, rejected}"]),
+    ("reward-tiny.toml", ["data.path=\"../assets/data/text.jsonl\""], "data.path", ["stage reward needs"]),
+    ("kto-tiny.toml", ["data.path=\"../assets/data/prefs.jsonl\""], "data.path",
+     ["{prompt, completion, label}"]),
+    ("distill-tiny.toml", ["data.path=\"../assets/data/format-sft.jsonl\""], "data.path",
+     ["stage distill needs {prompt}"]),
+    ("pretrain-tiny.toml", ["data.path=\"../assets/data/prefs.jsonl\""], "data.path", ["stage pretrain needs {text}"]),
+    ("distill-tiny.toml", ["model.teacher=\"\""], "model.teacher", ["stage distill needs model.teacher",
+                                                                    "builtin:tiny-teacher"]),
+    ("ppo-tiny.toml", ["model.reward_model=\"\""], "model.reward_model", ["stage ppo needs model.reward_model"]),
+    ("ppo-tiny.toml", ["model.reward_model=\"run:no-such-run\""], "model.reward_model",
+     ["run 'no-such-run' not found"]),
+    ("best-of-k-tiny.toml", ["train.max_steps=3"], "train", ["best-of-k trains nothing"]),
+]
+
+
+@pytest.mark.parametrize("recipe,sets,key,phrases", STAGE_MISMATCHES)
+def test_stage_data_and_model_mismatches(runs_dir, recipe, sets, key, phrases):
+    extra = [a for s in sets for a in ("--set", s)]
+    proc = validate(RECIPES / recipe, runs_dir, *extra)
+    assert_bad_input(proc)
+    assert key in proc.stderr
+    for phrase in phrases:
+        assert phrase in proc.stderr, (phrase, proc.stderr)
