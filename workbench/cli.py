@@ -272,6 +272,32 @@ def cmd_resume(args) -> int:
     return follow(rd, args, launched.process)
 
 
+def cmd_estimate(args) -> int:
+    from workbench.core import estimate as est
+
+    if args.recipe:
+        from workbench.core.recipe import Recipe
+
+        recipe = Recipe.load(args.recipe)
+        recipe.apply_overrides(args.set or [])
+        try:
+            result = est.estimate_recipe(recipe, paths.runs_dir(args.runs_dir))
+        except ValueError as e:
+            raise BadInput(Problem(args.recipe, "model.path", str(e), "or: workbench estimate --params 7e9 ..."))
+        gpu_gb = recipe.get("launch.gpu_memory_gb", 80)
+    elif args.params:
+        result = est.estimate(int(float(args.params)), gpus=args.gpus, zero=args.zero,
+                              trainable=int(float(args.trainable)) if args.trainable else None,
+                              offload_optimizer="optimizer" in (args.offload or []),
+                              offload_params="params" in (args.offload or []), nodes=args.nodes)
+        gpu_gb = args.gpu_gb
+    else:
+        raise BadInput(Problem("", "", "give a RECIPE or --params N", "e.g. workbench estimate --params 7e9 --gpus 8 "
+                                                                      "--zero 3"))
+    _out(result.table(gpu_gb))
+    return EXIT_OK
+
+
 def cmd_new(args) -> int:
     from workbench.core.stages import STAGES
     from workbench.core.templates import template
@@ -339,6 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("resume", cmd_resume, "continue a stopped/failed/killed run from its last checkpoint")
     sp.add_argument("run")
     sp.add_argument("--detach", action="store_true")
+    sp = add("estimate", cmd_estimate, "GPU memory per device for a recipe, or for --params N")
+    sp.add_argument("recipe", nargs="?")
+    sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    sp.add_argument("--params", help="number of parameters, e.g. 7e9")
+    sp.add_argument("--trainable", help="trainable parameters (LoRA), default all")
+    sp.add_argument("--gpus", type=int, default=1, help="total GPUs (data-parallel degree)")
+    sp.add_argument("--nodes", type=int, default=1)
+    sp.add_argument("--zero", type=int, default=0, choices=(0, 1, 2, 3))
+    sp.add_argument("--offload", action="append", choices=("optimizer", "params"))
+    sp.add_argument("--gpu-gb", type=float, default=80.0, help="GPU size to warn against")
     sp = add("new", cmd_new, "print (or write) a recipe template for a stage")
     sp.add_argument("stage")
     sp.add_argument("-o", "--output", help="write to this file (atomically)")

@@ -18,6 +18,22 @@ BUILTIN_MODELS = {
     "tiny-teacher": "a wider tiny causal LM (hidden 128) for distillation",
     "tiny-rm": "tiny sequence-classification reward model (1 label)",
 }
+# Architecture of the built-ins (the training child builds them; the estimator reads the shape from here).
+BUILTIN_SPECS = {
+    "tiny-lm": dict(hidden=64, layers=2, heads=4),
+    "tiny-teacher": dict(hidden=128, layers=2, heads=4),
+    "tiny-rm": dict(hidden=64, layers=2, heads=4),
+}
+BUILTIN_VOCAB = 512
+
+
+def builtin_config(name: str) -> dict:
+    spec = BUILTIN_SPECS[name]
+    return {"model_type": "qwen2", "hidden_size": spec["hidden"], "intermediate_size": spec["hidden"] * 2,
+            "num_hidden_layers": spec["layers"], "num_attention_heads": spec["heads"],
+            "num_key_value_heads": spec["heads"], "vocab_size": BUILTIN_VOCAB, "tie_word_embeddings": True}
+
+
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json", "adapter_model.safetensors")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")

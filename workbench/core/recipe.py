@@ -90,10 +90,21 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
     },
     "train": {},
     "launch": {
-        # accelerate and deepspeed launchers arrive with multi-node support; torchrun covers DDP today.
-        "backend": KeySpec(("str",), "python", "how the child is started", choices=("python", "torchrun")),
-        "num_processes": KeySpec(("int",), 1, "processes (GPUs) on this machine", minimum=1),
-        "zero_stage": KeySpec(("int",), 0, "DeepSpeed ZeRO stage", minimum=0, maximum=3),
+        "backend": KeySpec(("str",), "python", "how the child is started",
+                           choices=("python", "torchrun", "accelerate", "deepspeed")),
+        "num_processes": KeySpec(("int",), 1, "processes (GPUs) per machine", minimum=1),
+        "num_machines": KeySpec(("int",), 1, "machines (nodes)", minimum=1),
+        "machine_rank": KeySpec(("int",), 0, "this machine's rank (0 = main)", minimum=0),
+        "main_address": KeySpec(("str",), "", "address of the rank-0 machine (multi-node)"),
+        "main_port": KeySpec(("int",), 29500, "port on the rank-0 machine", minimum=1, maximum=65535),
+        "hostfile": KeySpec(("str",), "", "DeepSpeed hostfile (multi-node with the deepspeed launcher)"),
+        "zero_stage": KeySpec(("int",), 0, "DeepSpeed ZeRO stage (0 = plain data parallel)", minimum=0, maximum=3),
+        "offload_optimizer": KeySpec(("bool",), False, "ZeRO: optimizer states (and gradients) in CPU memory"),
+        "offload_params": KeySpec(("bool",), False, "ZeRO-3: parameters in CPU memory"),
+        "mixed_precision": KeySpec(("str",), "auto", "auto = bf16 on GPUs that have it, fp32 on CPU",
+                                   choices=("auto", "no", "bf16", "fp16")),
+        "gpu_memory_gb": KeySpec(("int", "float"), 80, "GPU size the memory estimate is checked against",
+                                 minimum=1),
     },
 }
 REQUIRED = (("run", "stage"), ("model", "path"), ("data", "path"))

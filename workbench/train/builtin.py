@@ -17,7 +17,7 @@ import random
 import shutil
 from pathlib import Path
 
-from workbench.core.models import BUILTIN_MODELS, builtin_dir
+from workbench.core.models import BUILTIN_MODELS, BUILTIN_SPECS, BUILTIN_VOCAB, builtin_dir
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 # ChatML; {% generation %} markers make SFT's assistant_only_loss work.
@@ -33,11 +33,6 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SYSTEM_PROMPT = "Respond in the format <reasoning>...</reasoning><answer>...</answer>"
-SPECS = {
-    "tiny-lm": dict(hidden=64, layers=2, heads=4),
-    "tiny-teacher": dict(hidden=128, layers=2, heads=4),
-    "tiny-rm": dict(hidden=64, layers=2, heads=4),
-}
 
 
 def ensure_builtin(name: str) -> Path:
@@ -79,7 +74,7 @@ def build_tokenizer():
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=SPECIALS, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=BUILTIN_VOCAB, special_tokens=SPECIALS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_corpus(random.Random(0)), trainer=trainer)
     hf = PreTrainedTokenizerFast(
@@ -95,7 +90,7 @@ def build_all() -> None:
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2ForSequenceClassification
 
     tok = build_tokenizer()
-    for name, spec in SPECS.items():
+    for name, spec in BUILTIN_SPECS.items():
         cfg = dict(
             vocab_size=len(tok), hidden_size=spec["hidden"], intermediate_size=spec["hidden"] * 2,
             num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"], num_key_value_heads=spec["heads"],
