@@ -7,6 +7,8 @@ and the one-time trl schema extraction run in separate processes).
   workbench ls | show RUN | tail RUN | stop RUN | resume RUN
   workbench new STAGE [-o FILE]
   workbench pipeline FOLDER      run a folder of recipes in order (run:previous chains them)
+  workbench estimate RECIPE | --params N --gpus G --zero Z [--offload optimizer|params]
+  workbench export RECIPE --to shell|accelerate|deepspeed|sbatch|trl;  workbench prepare RECIPE
 
 Exit codes: 0 ok, 1 the run failed (or was stopped/killed), 2 bad input. Runs live in --runs-dir, $WORKBENCH_RUNS,
 or ./runs.
@@ -14,6 +16,7 @@ or ./runs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -272,6 +275,52 @@ def cmd_resume(args) -> int:
     return follow(rd, args, launched.process)
 
 
+def cmd_prepare(args) -> int:
+    from workbench.core import supervisor
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    recipe = load_valid_recipe(args.recipe, args.set, runs_dir)
+    rd = supervisor.prepare(recipe, runs_dir)
+    print(rd.path, flush=True)  # alone on stdout, for RUN_DIR=$(workbench prepare ...)
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from workbench.core import launch, supervisor
+    from workbench.core.models import builtin_dir, parse_model_ref
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    recipe = load_valid_recipe(args.recipe, args.set, runs_dir)
+    frozen = supervisor.freeze(recipe)
+    run_dir = Path("$RUN_DIR")
+    plan = supervisor.launch_plan(frozen, run_dir)
+    if args.to == "shell":
+        text = ("# The trainer command `workbench run` starts for this recipe. RUN_DIR is a run directory made by\n"
+                "#   RUN_DIR=$(workbench prepare RECIPE)\n" + launch.shell_command(plan).replace("'$RUN_DIR", '"$RUN_DIR')
+                .replace("$RUN_DIR'", '$RUN_DIR"') + "\n")
+        for name, content in plan.files.items():
+            text += f"# it reads $RUN_DIR/{name}:\n" + "".join(f"#   {ln}\n" for ln in content.splitlines())
+    elif args.to == "deepspeed":
+        text = json.dumps(launch.deepspeed_config(frozen, supervisor.schema_defaults(frozen)), indent=2) + "\n"
+    elif args.to == "accelerate":
+        text = launch.accelerate_config(frozen)
+    elif args.to == "sbatch":
+        text = launch.sbatch_script(frozen)
+    else:  # trl
+        ref = parse_model_ref(frozen.get("model.path", ""), frozen.resolve_path)
+        model = str(builtin_dir(ref.value)) if ref.kind == "builtin" else (
+            str(runs_dir / ref.value / "final") if ref.kind == "run" else ref.value)
+        text = launch.trl_config(frozen, model)
+    if args.output:
+        from workbench.core.atomic import write_text_atomic
+
+        write_text_atomic(args.output, text)
+        _out(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_estimate(args) -> int:
     from workbench.core import estimate as est
 
@@ -365,6 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("resume", cmd_resume, "continue a stopped/failed/killed run from its last checkpoint")
     sp.add_argument("run")
     sp.add_argument("--detach", action="store_true")
+    sp = add("prepare", cmd_prepare, "make a run directory without starting it (for sbatch); prints its path")
+    sp.add_argument("recipe")
+    sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    sp = add("export", cmd_export, "print the command or config files a recipe runs with")
+    sp.add_argument("recipe")
+    sp.add_argument("--to", required=True, choices=("shell", "accelerate", "deepspeed", "sbatch", "trl"))
+    sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    sp.add_argument("-o", "--output", help="write to this file")
     sp = add("estimate", cmd_estimate, "GPU memory per device for a recipe, or for --params N")
     sp.add_argument("recipe", nargs="?")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")

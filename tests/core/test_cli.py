@@ -191,9 +191,10 @@ def test_follow_and_stop_a_live_run_from_the_cli(runs_dir, monkeypatch):
     """A run launched through the core is listed, followed and stopped by separate CLI processes."""
     from tests.core.fakes import FAKE, recipe_for, wait_training
     from workbench.core import supervisor
+    from workbench.core.launch import LaunchPlan
 
-    monkeypatch.setattr(supervisor, "trainer_argv", lambda recipe, run_dir: [
-        sys.executable, str(FAKE), "obey", str(run_dir)])
+    monkeypatch.setattr(supervisor, "launch_plan", lambda recipe, run_dir: LaunchPlan(
+        [sys.executable, str(FAKE), "obey", str(run_dir)], {"WORKBENCH_RUN_DIR": str(run_dir)}))
     got = supervisor.launch(recipe_for("obey"), runs_dir)
     try:
         wait_training(got.run)

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ASSETS
 from tests.core.fakes import FAKE, alive, recipe_for, wait_training, wait_until
 from workbench.core import supervisor
+from workbench.core.launch import LaunchPlan
 from workbench.core.problems import BadInput
 from workbench.core.recipe import Recipe
 from workbench.core.rundir import RunDir, boot_time, hostname
@@ -26,8 +27,9 @@ def launch_fake(runs_dir, monkeypatch):
     launched: list[supervisor.Launched] = []
 
     def go(mode: str) -> supervisor.Launched:
-        monkeypatch.setattr(supervisor, "trainer_argv",
-                            lambda recipe, run_dir: [sys.executable, str(FAKE), mode, str(run_dir)])
+        monkeypatch.setattr(supervisor, "launch_plan",
+                            lambda recipe, run_dir: LaunchPlan(
+                                [sys.executable, str(FAKE), mode, str(run_dir)], {"WORKBENCH_RUN_DIR": str(run_dir)}))
         got = supervisor.launch(recipe_for(mode), runs_dir)
         launched.append(got)
         return got

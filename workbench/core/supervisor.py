@@ -7,6 +7,7 @@ stop: stop.request (the trainer checkpoints and ends) -> SIGTERM to the process 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,15 +15,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.core import launch as launch_mod
+from workbench.core import schema
 from workbench.core.atomic import read_json, write_json_atomic
 from workbench.core.models import parse_model_ref
 from workbench.core.problems import BadInput, Problem
 from workbench.core.recipe import Recipe
 from workbench.core.rewards import parse_reward_ref
+from workbench.core.stages import STAGES
 from workbench.core.rundir import FINAL_STATES, RunDir, boot_time, hostname, pid_alive
 
 # Environment every trainer gets (recorded in launch.json as the env delta).
-CHILD_ENV = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "warning"}
 
 
 def freeze(recipe: Recipe) -> Recipe:
@@ -47,20 +50,31 @@ def freeze(recipe: Recipe) -> Recipe:
     return frozen
 
 
-def trainer_argv(recipe: Recipe, run_dir: Path) -> list[str]:
-    backend = recipe.get("launch.backend", "python")
-    nproc = int(recipe.get("launch.num_processes", 1))
-    if backend == "torchrun":
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                "-m", "workbench.train", str(run_dir)]
-    return [sys.executable, "-m", "workbench.train", str(run_dir)]
+def schema_defaults(recipe: Recipe) -> dict:
+    """The stage's trl config fields (defaults for keys the recipe leaves unset); {} when unavailable."""
+    stage = STAGES.get(recipe.stage)
+    try:
+        return schema.stage_fields(stage.config_class) if stage and stage.config_class else {}
+    except schema.SchemaUnavailable:
+        return {}
 
 
-def trainer_env(recipe: Recipe, run_dir: Path) -> dict[str, str]:
-    env = dict(CHILD_ENV, WORKBENCH_RUN_DIR=str(run_dir))
-    if int(recipe.get("launch.num_processes", 1)) > 1 and "OMP_NUM_THREADS" not in os.environ:
-        env["OMP_NUM_THREADS"] = "1"  # two threads per process made SFT 9x slower on 2 cores (FINDINGS.md)
-    return env
+def launch_plan(recipe: Recipe, run_dir: Path) -> launch_mod.LaunchPlan:
+    """argv, env delta and config files of a frozen recipe (a seam the tests replace with a fake trainer)."""
+    return launch_mod.plan(recipe, run_dir, schema_defaults(recipe) if launch_mod.uses_deepspeed(recipe) else {})
+
+
+def check_deepspeed(plan: launch_mod.LaunchPlan, where: str) -> None:
+    """Validate a generated DeepSpeed JSON with DeepSpeed's own config class, in a child (deepspeed is heavy)."""
+    text = plan.files.get("ds_config.json")
+    if text is None:
+        return
+    proc = subprocess.run([sys.executable, "-m", "workbench.train.dscheck"], input=text, capture_output=True,
+                          text=True, timeout=120)
+    if proc.returncode != 0:
+        last = (proc.stdout.strip() or proc.stderr.strip() or "unknown error").splitlines()[-1]
+        raise BadInput(Problem(where, "launch", f"DeepSpeed rejects the generated config: {last}",
+                               "check [launch] zero_stage / offload_* and the batch settings"))
 
 
 def _start_runner(rd: RunDir) -> subprocess.Popen:
@@ -77,8 +91,12 @@ class Launched:
     process: subprocess.Popen  # the runner; keep it to reap it (poll) if this process lives on
 
 
-def launch(recipe: Recipe, runs_dir: Path) -> Launched:
-    """Start a validated recipe as a detached run. Raises BadInput when the runs directory is unusable."""
+def prepare(recipe: Recipe, runs_dir: Path) -> RunDir:
+    """A run directory ready to start (frozen recipe, launch.json, config files, status queued); nothing runs.
+
+    Raises BadInput when the runs directory is unusable or DeepSpeed rejects the generated config; then no run
+    directory is left behind.
+    """
     try:
         rd = RunDir.create(runs_dir, recipe.name)
     except OSError as e:
@@ -86,23 +104,34 @@ def launch(recipe: Recipe, runs_dir: Path) -> Launched:
                                "pass a writable --runs-dir (or set WORKBENCH_RUNS)"))
     try:
         frozen = freeze(recipe)
+        plan = launch_plan(frozen, rd.path)
+        check_deepspeed(plan, recipe.display_name)
         frozen.save(rd.recipe_path)
-        argv = trainer_argv(frozen, rd.path)
-        env = trainer_env(frozen, rd.path)
+        for name, text in plan.files.items():
+            (rd.path / name).write_text(text, encoding="utf-8")
         write_json_atomic(rd.launch_path, {
-            "argv": argv, "env": env, "cwd": os.getcwd(), "host": hostname(), "python": sys.executable,
-            "recipe_source": str(recipe.path) if recipe.path else None,
+            "argv": plan.argv, "env": plan.env, "cwd": os.getcwd(), "host": hostname(), "python": sys.executable,
+            "recipe_source": str(recipe.path) if recipe.path else None, "files": sorted(plan.files),
         })
         rd.write_status(state="queued", stage=frozen.stage, name=frozen.name, model=frozen.get("model.path"),
                         created=time.time(), host=hostname(), boot_time=boot_time())
+    except BaseException as e:
+        shutil.rmtree(rd.path, ignore_errors=True)  # nothing half-made is left behind
+        if isinstance(e, OSError):
+            raise BadInput(Problem(str(runs_dir), "", f"cannot write the run directory: {e.strerror or e}",
+                                   "free some space or pass another --runs-dir"))
+        raise
+    return rd
+
+
+def launch(recipe: Recipe, runs_dir: Path) -> Launched:
+    """Start a validated recipe as a detached run."""
+    rd = prepare(recipe, runs_dir)
+    try:
         proc = _start_runner(rd)
     except OSError as e:
-        # Nothing half-made is left behind: the run dir goes if the run never started.
-        import shutil
-
         shutil.rmtree(rd.path, ignore_errors=True)
-        raise BadInput(Problem(str(runs_dir), "", f"cannot write the run directory: {e.strerror or e}",
-                               "free some space or pass another --runs-dir"))
+        raise BadInput(Problem(str(runs_dir), "", f"cannot start the run: {e.strerror or e}", "check the machine"))
     rd.write_status(runner_pid=proc.pid, pgid=proc.pid)
     return Launched(rd, proc)
 

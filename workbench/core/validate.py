@@ -141,14 +141,36 @@ class Checker:
                     self.add(dotted, f"{value} must be {op} {low:g}", f"set {key} {op} {low:g}")
 
     def launch(self) -> None:
-        zero = self.r.get("launch.zero_stage", 0)
-        if isinstance(zero, int) and 0 < zero <= 3:
-            self.add("launch.zero_stage", f"DeepSpeed ZeRO stage {zero} is not supported by this version yet",
-                     "set zero_stage = 0 (plain DDP with backend = \"torchrun\")")
-        nproc = self.r.get("launch.num_processes", 1)
-        if self.r.get("launch.backend", "python") == "python" and isinstance(nproc, int) and nproc > 1:
-            self.add("launch.num_processes", "backend \"python\" runs one process",
-                     "set backend = \"torchrun\" to run several")
+        launch = self.r.section("launch")
+        backend, zero = launch.get("backend", "python"), launch.get("zero_stage", 0)
+        nproc, machines = launch.get("num_processes", 1), launch.get("num_machines", 1)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (zero, nproc, machines)):
+            return  # type problems are reported elsewhere
+        if backend == "python" and (nproc > 1 or machines > 1):
+            key = "launch.num_processes" if nproc > 1 else "launch.num_machines"
+            self.add(key, 'backend "python" runs one process', 'set backend = "torchrun" (or "accelerate", '
+                     '"deepspeed") to run several')
+        if backend == "python" and zero > 0:
+            self.add("launch.zero_stage", "DeepSpeed ZeRO needs a distributed launcher",
+                     'set backend = "deepspeed" (or "torchrun"); one process works too')
+        if launch.get("offload_params") and zero != 3:
+            self.add("launch.offload_params", "parameter offload needs ZeRO stage 3", "set zero_stage = 3")
+        if launch.get("offload_optimizer") and zero == 0:
+            self.add("launch.offload_optimizer", "optimizer offload needs ZeRO (stage 1, 2 or 3)",
+                     "set zero_stage = 2 (or 3)")
+        if machines > 1:
+            if backend == "deepspeed" and not launch.get("hostfile") and not launch.get("main_address"):
+                self.add("launch.num_machines", "several machines need launch.hostfile (DeepSpeed launcher) or "
+                         "launch.main_address (torchrun on each machine)", "set one of them")
+            elif backend in ("torchrun", "accelerate") and not launch.get("main_address"):
+                self.add("launch.main_address", "several machines need the rank-0 machine's address",
+                         'set main_address = "10.0.0.1" (and main_port), and machine_rank on each machine')
+            if launch.get("machine_rank", 0) >= machines:
+                self.add("launch.machine_rank", f"machine_rank must be below num_machines ({machines})",
+                         "ranks are 0 .. num_machines - 1")
+        if launch.get("hostfile") and not self.r.resolve_path(str(launch["hostfile"])).is_file():
+            self.add("launch.hostfile", f"hostfile {launch['hostfile']} not found",
+                     "lines of 'hostname slots=N', one per machine")
 
     def grpo_batch(self) -> None:
         if self.r.stage not in ("grpo",):

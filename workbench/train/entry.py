@@ -90,8 +90,14 @@ def train_kwargs(recipe: Recipe, rd: RunDir) -> dict:
               seed=int(recipe.get("run.seed", 0)), save_total_limit=3)
     if not torch.cuda.is_available():
         kw.update(use_cpu=True, bf16=False, fp16=False)
+    mp = recipe.get("launch.mixed_precision", "auto")
+    if mp != "auto":
+        kw.update(bf16=mp == "bf16", fp16=mp == "fp16")
     kw.update(recipe.section("train"))
     kw["output_dir"] = str(rd.checkpoints)
+    ds_config = rd.path / "ds_config.json"
+    if ds_config.is_file():
+        kw["deepspeed"] = str(ds_config)
     return kw
 
 
@@ -138,6 +144,9 @@ def main(run_dir: str) -> int:
             raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
+    own_state = is_main and not rd.read_status().get("runner_pid")  # started without the runner (sbatch)
+    if own_state:
+        status(state="running", started=time.time())
     status(trainer_pid=os.getpid(), phase="loading")
     try:
         import torch
@@ -147,6 +156,11 @@ def main(run_dir: str) -> int:
         from workbench.train.stages import BUILDERS
 
         set_seed(int(recipe.get("run.seed", 0)))
+        if (rd.path / "ds_config.json").is_file() and "WORLD_SIZE" in os.environ:
+            # ZeRO-3: from_pretrained runs under zero.Init, which needs the process group already (FINDINGS.md)
+            import deepspeed
+
+            deepspeed.init_distributed()
         ctx = Context(recipe, rd, is_main, resolve_model(recipe.get("model.path"), rd))
         ctx.tokenizer = AutoTokenizer.from_pretrained(
             ctx.model_path, trust_remote_code=bool(recipe.get("model.trust_remote_code", False)))
@@ -171,7 +185,7 @@ def main(run_dir: str) -> int:
             save_final(trainer, ctx)
         _barrier()  # every rank waits for rank 0's save before tearing down
         outcome = "stopped" if stop.stopped else "completed"
-        status(outcome=outcome, phase="done")
+        status(outcome=outcome, phase="done", **({"state": outcome, "ended": time.time()} if own_state else {}))
         return 0
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised as an exit code
         if (isinstance(e, SystemExit) and stop.signalled) or isinstance(e, StopRequested):
@@ -183,7 +197,8 @@ def main(run_dir: str) -> int:
         sys.stdout.flush()
         message = str(e).strip().splitlines()
         status(outcome="failed", error=f"{type(e).__name__}: {message[-1] if message else ''}".strip(),
-               error_type=type(e).__name__, failed_at=time.time())
+               error_type=type(e).__name__, failed_at=time.time(),
+               **({"state": "failed", "ended": time.time()} if own_state else {}))
         return 1
     finally:
         _teardown_distributed()

@@ -1,0 +1,173 @@
+"""How a run's processes start: the argv, the environment delta, and the config files written into the run
+directory (ds_config.json, accelerate.yaml). Also the export forms (shell, sbatch, trl) of the same.
+
+Backends:
+  python      one process:               python -m workbench.train RUN_DIR
+  torchrun    DDP, one or more machines: python -m torch.distributed.run --nproc_per_node N [--nnodes ...] -m ...
+  accelerate  python -m accelerate.commands.launch --config_file RUN_DIR/accelerate.yaml -m workbench.train RUN_DIR
+  deepspeed   the DeepSpeed engine; processes started by torchrun (works on one machine and on CPU), or by
+              DeepSpeed's own launcher when [launch] hostfile is set (multi-node over ssh).
+ZeRO (zero_stage > 0, any backend but python) goes through TrainingArguments(deepspeed=RUN_DIR/ds_config.json).
+The DeepSpeed JSON holds concrete batch values (no "auto" the DeepSpeed config class cannot take); only
+bf16/fp16 "enabled" stay "auto" when mixed_precision = "auto", which the Trainer fills from its own arguments.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.core.recipe import Recipe
+
+CHILD_ENV = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "warning"}
+TRAIN_MODULE = ["-m", "workbench.train"]
+
+
+@dataclass
+class LaunchPlan:
+    argv: list[str]
+    env: dict[str, str]
+    files: dict[str, str] = field(default_factory=dict)  # name in the run dir -> content
+
+
+def uses_deepspeed(recipe: Recipe) -> bool:
+    return recipe.get("launch.backend", "python") == "deepspeed" or int(recipe.get("launch.zero_stage", 0)) > 0
+
+
+def world_size(recipe: Recipe) -> int:
+    return int(recipe.get("launch.num_processes", 1)) * int(recipe.get("launch.num_machines", 1))
+
+
+def deepspeed_config(recipe: Recipe, defaults: dict | None = None) -> dict:
+    """The DeepSpeed JSON for a recipe; ``defaults`` are the trl config's field defaults (for unset keys)."""
+    t, launch = recipe.section("train"), recipe.section("launch")
+    d = defaults or {}
+    micro = int(t.get("per_device_train_batch_size", d.get("per_device_train_batch_size", {}).get("default", 8)))
+    accum = int(t.get("gradient_accumulation_steps", d.get("gradient_accumulation_steps", {}).get("default", 1)))
+    clip = float(t.get("max_grad_norm", d.get("max_grad_norm", {}).get("default", 1.0)))
+    zero: dict = {"stage": int(launch.get("zero_stage", 0))}
+    if launch.get("offload_optimizer"):
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if launch.get("offload_params"):
+        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    if zero["stage"] == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True  # so save_model writes full weights
+    mp = launch.get("mixed_precision", "auto")
+    return {
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": accum,
+        "train_batch_size": micro * accum * world_size(recipe),
+        "gradient_clipping": clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": "auto" if mp == "auto" else mp == "bf16"},
+        "fp16": {"enabled": "auto" if mp == "auto" else mp == "fp16"},
+    }
+
+
+def accelerate_config(recipe: Recipe) -> str:
+    launch = recipe.section("launch")
+    n, machines = int(launch.get("num_processes", 1)), int(launch.get("num_machines", 1))
+    mp = launch.get("mixed_precision", "auto")
+    lines = {
+        "compute_environment": "LOCAL_MACHINE",
+        # MULTI_GPU = "start N processes"; on a CPU-only box the Trainer then picks gloo (FINDINGS.md: --cpu runs one)
+        "distributed_type": "MULTI_GPU" if n * machines > 1 else "NO",
+        "num_machines": machines,
+        "machine_rank": int(launch.get("machine_rank", 0)),
+        "num_processes": n * machines,
+        "main_process_ip": launch.get("main_address") or "127.0.0.1",
+        "main_process_port": int(launch.get("main_port", 29500)),
+        "mixed_precision": "no" if mp in ("auto", "no") else mp,
+        "gpu_ids": "all",
+        "same_network": True,
+        "rdzv_backend": "static",
+        "dynamo_config": {"dynamo_backend": "NO"},
+    }
+    return "".join(f"{k}: {json.dumps(v)}\n" for k, v in lines.items())
+
+
+def torchrun_args(recipe: Recipe) -> list[str]:
+    launch = recipe.section("launch")
+    n, machines = int(launch.get("num_processes", 1)), int(launch.get("num_machines", 1))
+    args = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}"]
+    if machines > 1:
+        args += [f"--nnodes={machines}", f"--node_rank={int(launch.get('machine_rank', 0))}",
+                 f"--master_addr={launch.get('main_address') or '127.0.0.1'}",
+                 f"--master_port={int(launch.get('main_port', 29500))}"]
+    else:
+        args.insert(3, "--standalone")
+    return args
+
+
+def plan(recipe: Recipe, run_dir: Path, schema_defaults: dict | None = None) -> LaunchPlan:
+    launch = recipe.section("launch")
+    backend = launch.get("backend", "python")
+    target = [*TRAIN_MODULE, str(run_dir)]
+    env = dict(CHILD_ENV, WORKBENCH_RUN_DIR=str(run_dir))
+    files: dict[str, str] = {}
+    if world_size(recipe) > 1 and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = "1"  # two threads per process made SFT 9x slower on 2 cores (FINDINGS.md)
+    if uses_deepspeed(recipe):
+        files["ds_config.json"] = json.dumps(deepspeed_config(recipe, schema_defaults), indent=2) + "\n"
+    if backend == "accelerate":
+        files["accelerate.yaml"] = accelerate_config(recipe)
+        argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                str(run_dir / "accelerate.yaml"), "-m", "workbench.train", str(run_dir)]
+    elif backend == "deepspeed" and launch.get("hostfile"):
+        argv = [sys.executable, "-m", "deepspeed.launcher.runner", "--hostfile", str(launch["hostfile"]),
+                f"--master_port={int(launch.get('main_port', 29500))}", "--module", "workbench.train", str(run_dir)]
+        if launch.get("main_address"):
+            argv.insert(-3, f"--master_addr={launch['main_address']}")
+    elif backend in ("torchrun", "deepspeed"):
+        argv = [*torchrun_args(recipe), *target]
+    else:
+        argv = [sys.executable, *target]
+    return LaunchPlan(argv, env, files)
+
+
+def shell_command(p: LaunchPlan) -> str:
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in p.env.items())
+    return f"env {env} {shlex.join(p.argv)}"
+
+
+def sbatch_script(recipe: Recipe, run_dir: str = "$RUN_DIR") -> str:
+    """A Slurm batch script that starts the same trainer on every node with srun + torchrun."""
+    launch = recipe.section("launch")
+    n, machines = int(launch.get("num_processes", 1)), int(launch.get("num_machines", 1))
+    port = int(launch.get("main_port", 29500))
+    name = recipe.name
+    return f"""#!/bin/bash
+#SBATCH --job-name={name}
+#SBATCH --nodes={machines}
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node={n}
+#SBATCH --output=%x-%j.out
+# Generated by `workbench export --to sbatch`. The run directory must be on a filesystem every node sees.
+# Prepare it once (frozen recipe, status), then submit:  RUN_DIR=$(workbench prepare RECIPE) sbatch THIS_FILE
+set -euo pipefail
+: "${{RUN_DIR:?set RUN_DIR to a directory made by 'workbench prepare'}}"
+MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+srun --kill-on-bad-exit=1 bash -c "{shlex.quote(sys.executable)} -m torch.distributed.run \\
+  --nnodes={machines} --node_rank=\\$SLURM_NODEID --nproc_per_node={n} \\
+  --master_addr=$MASTER_ADDR --master_port={port} \\
+  -m workbench.train \\"{run_dir}\\""
+"""
+
+
+def trl_config(recipe: Recipe, model_path: str) -> str:
+    """A config for the trl CLI (`trl <stage> --config FILE`): model, dataset and the [train] fields as-is."""
+    lines = [f"# trl CLI config exported by workbench from {recipe.display_name}",
+             f"# run with: trl {recipe.stage} --config THIS_FILE",
+             "# not carried over: workbench reward functions, [data] system_prompt shaping, run directory, status."]
+    body = {"model_name_or_path": model_path, "dataset_name": str(recipe.resolve_path(recipe.get("data.path", "")))
+            if recipe.resolve_path(recipe.get("data.path", "")).exists() else recipe.get("data.path", ""),
+            "output_dir": f"{recipe.name}-trl"}
+    if recipe.get("peft.method") == "lora":
+        body.update(use_peft=True, lora_r=recipe.get("peft.r", 8), lora_alpha=recipe.get("peft.alpha", 16))
+    body.update(recipe.section("train"))
+    lines += [f"{k}: {json.dumps(v)}" for k, v in body.items()]
+    return "\n".join(lines) + "\n"
