@@ -187,3 +187,22 @@ async def test_dataset_preview_shows_columns_and_fit(tmp_path, app_factory):
             if "do not fit" in text:
                 break
         assert "columns do not fit grpo" in text
+
+
+async def test_zero_level_drives_launcher_estimate_and_command(tmp_path, app_factory):
+    from textual.widgets import Select, Static
+
+    path = recipe_copy(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        note = screen.query_one("#launch-note", Static)
+        before = str(note.render())
+        assert "memory per GPU" in before and "-m workbench.train" in before
+        assert "torch.distributed.run" not in before
+        screen.query_one("#zero", Select).value = 3
+        await pilot.pause(0.2)
+        assert screen.recipe.get("launch.zero_stage") == 3
+        assert screen.recipe.get("launch.backend") == "deepspeed", "ZeRO needs a distributed launcher"
+        after = str(note.render())
+        assert "ZeRO 3" in after and "torch.distributed.run" in after

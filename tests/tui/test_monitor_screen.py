@@ -114,3 +114,18 @@ async def test_recipe_pane_and_stop_of_a_finished_run(runs_dir, app_factory):
         assert 'stage = "grpo"' in screen_text(app)
         await pilot.press("s")
         assert not (d / "stop.request").exists()  # nothing to stop
+
+
+async def test_show_command_of_a_run(runs_dir, app_factory):
+    from workbench.tui.screens.modals import MessageModal
+
+    d = make_run(runs_dir, "20260101-000000-cmd", steps=3, max_steps=3)
+    (d / "launch.json").write_text(json.dumps({"argv": ["python", "-m", "workbench.train", str(d)],
+                                               "env": {"OMP_NUM_THREADS": "1"}, "files": []}))
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_monitor(app, pilot, d)
+        await pilot.press("x")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, MessageModal)
+        assert "-m workbench.train" in app.screen.text and "OMP_NUM_THREADS=1" in app.screen.text

@@ -22,7 +22,7 @@ from workbench.core.recipe import Recipe
 from workbench.core.stages import STAGES
 from workbench.tui.screens.editor_io import EditorIO
 from workbench.tui.widgets.field_table import FieldTable
-from workbench.tui.widgets.recipe_form import basics, batch_note, from_text, knobs, to_text
+from workbench.tui.widgets.recipe_form import basics, batch_note, from_text, knobs, launch_note, to_text
 
 DEBOUNCE = 0.4
 
@@ -114,13 +114,15 @@ class EditorScreen(EditorIO, Screen):
     def update_batch_note(self) -> None:
         for note in self.query("#batch-note").results(Static):
             note.update(batch_note(self.recipe, self.fields))
+        for note in self.query("#launch-note").results(Static):
+            note.update(launch_note(self.recipe, self.app.runs_dir))
 
     # -- edits -----------------------------------------------------------------------------------------------
     def changed(self, key: str) -> None:
         """After any edit of ``key``: header, dependent notes, debounced validation."""
         self.fresh = False
         self.update_head()
-        if key.startswith(("train.", "launch.")):
+        if key.startswith(("train.", "launch.", "peft.", "model.")):
             self.update_batch_note()
         if key.startswith("train."):
             self.query_one(FieldTable).refresh_value(key.split(".", 1)[1])
@@ -158,7 +160,22 @@ class EditorScreen(EditorIO, Screen):
     @on(Select.Changed, "#zero")
     def _zero(self, event: Select.Changed) -> None:
         if isinstance(event.value, int) and event.value != (self.recipe.get("launch.zero_stage") or 0):
+            if event.value > 0 and (self.recipe.get("launch.backend") or "python") == "python":
+                self.query_one("#backend", Select).value = "deepspeed"  # ZeRO needs a distributed launcher
             self.set_value("launch.zero_stage", event.value)
+
+    @on(Select.Changed, "#backend")
+    def _backend(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != (self.recipe.get("launch.backend") or "python"):
+            self.set_value("launch.backend", event.value)
+
+    @on(Switch.Changed, "#offload")
+    def _offload(self, event: Switch.Changed) -> None:
+        if event.value != bool(self.recipe.get("launch.offload_optimizer")):
+            self.set_value("launch.offload_optimizer", True if event.value else None)
+            zero3 = self.recipe.get("launch.zero_stage") == 3
+            if zero3 or not event.value:
+                self.set_value("launch.offload_params", True if event.value and zero3 else None)
 
     @on(Select.Changed, "#stage")
     async def _stage(self, event: Select.Changed) -> None:

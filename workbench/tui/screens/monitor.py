@@ -20,6 +20,7 @@ from workbench.core import summary, supervisor
 from workbench.core.metrics import JsonlTail, MetricsHistory
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.core.stages import STAGES
+from workbench.tui.screens.modals import MessageModal
 from workbench.tui.widgets.charts import MetricChart
 from workbench.tui.widgets.logtail import TextTail
 from workbench.tui.widgets.samples import FILTERS, SampleIndex, apply_filter, render_step
@@ -63,6 +64,7 @@ class MonitorScreen(Screen):
         Binding("left_square_bracket", "step(-1)", "Prev step"),
         Binding("right_square_bracket", "step(1)", "Next step"),
         Binding("f", "filter", "Filter"),
+        Binding("x", "show_command", "Command"),
         Binding("L", "latest", "Latest", show=False),
         Binding("1", "tab('charts')", "Charts", show=False),
         Binding("2", "tab('samples')", "Samples", show=False),
@@ -246,6 +248,18 @@ class MonitorScreen(Screen):
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
         self.query_one(TabbedContent).active = "samples"
         self.update_samples()
+
+    def action_show_command(self) -> None:
+        """The exact command this run was started with, its environment delta and generated config files."""
+        import shlex
+
+        info = supervisor.launch_info(self.rd)
+        text = "Command\n\n" + (shlex.join(info.get("argv", [])) or "(unknown)")
+        if info.get("env"):
+            text += "\n\nEnvironment\n" + "\n".join(f"  {k}={v}" for k, v in info["env"].items())
+        for name in info.get("files", []):
+            text += f"\n\n{name}\n" + (self.rd.path / name).read_text(encoding="utf-8", errors="replace")
+        self.app.push_screen(MessageModal(text))
 
     def action_stop(self) -> None:
         if self.status.get("state") not in LIVE_STATES:

@@ -78,7 +78,14 @@ def knobs(recipe: Recipe) -> ComposeResult:
     yield row("DeepSpeed ZeRO", Select([("0 (off)", 0), ("1", 1), ("2", 2), ("3", 3)],
                                        value=int(recipe.get("launch.zero_stage", 0) or 0), allow_blank=False,
                                        id="zero", compact=True))
+    yield row("launcher", Select([(b, b) for b in ("python", "torchrun", "accelerate", "deepspeed")],
+                                 value=recipe.get("launch.backend", "python") or "python", allow_blank=False,
+                                 id="backend", compact=True))
     yield row("processes", field_input(recipe, "launch.num_processes", "1"))
+    yield row("offload to CPU", Switch(bool(recipe.get("launch.offload_optimizer")), id="offload"),
+              Static("optimizer states (ZeRO 1-3); with ZeRO-3 also parameters", classes="note"))
+    yield row("GPU size (GB)", field_input(recipe, "launch.gpu_memory_gb", "80"))
+    yield Static("", id="launch-note", markup=False)
 
 
 def batch_note(recipe: Recipe, fields: dict) -> str:
@@ -101,3 +108,29 @@ def batch_note(recipe: Recipe, fields: dict) -> str:
         if eff % gens:
             text += "  (not divisible!)"
     return text
+
+
+def launch_note(recipe: Recipe, runs_dir) -> str:
+    """Memory per GPU (estimator) and the command the run would start with, for the current form values."""
+    from pathlib import Path
+
+    from workbench.core import estimate, launch
+
+    lines = []
+    try:
+        e = estimate.estimate_recipe(recipe, runs_dir)
+        gpu_gb = recipe.get("launch.gpu_memory_gb", 80)
+        gpu_gb = gpu_gb if isinstance(gpu_gb, (int, float)) and gpu_gb > 0 else 80
+        lines.append(f"memory per GPU ~ {e.gpu_model_states / 1e9:.2f} GB model states + "
+                     f"{e.activations / 1e9:.2f} GB activations (rough) = {e.gpu_total / 1e9:.2f} GB "
+                     f"({e.params:,} params, {e.trainable:,} trainable, ZeRO {e.zero}, {e.gpus} GPU(s))")
+        if e.gpu_total > gpu_gb * 1e9:
+            lines.append(f"WARNING: more than a {gpu_gb:g} GB GPU: raise ZeRO, offload, use LoRA or a smaller batch")
+    except (ValueError, TypeError, OSError) as err:
+        lines.append(f"memory estimate unavailable: {err}")
+    try:
+        plan = launch.plan(recipe, Path("runs") / "<new run>")
+        lines.append("command: " + " ".join(plan.argv))
+    except (ValueError, TypeError) as err:
+        lines.append(f"command unavailable: {err}")
+    return "\n".join(lines)
