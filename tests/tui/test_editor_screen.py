@@ -206,3 +206,13 @@ async def test_zero_level_drives_launcher_estimate_and_command(tmp_path, app_fac
         assert screen.recipe.get("launch.backend") == "deepspeed", "ZeRO needs a distributed launcher"
         after = str(note.render())
         assert "ZeRO 3" in after and "torch.distributed.run" in after
+
+
+async def test_stage_specific_model_fields(tmp_path, app_factory):
+    path = tmp_path / "ppo.toml"
+    path.write_text((RECIPES / "ppo-tiny.toml").read_text().replace("../assets", str(ASSETS.parent)))
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        field = next(i for i in screen.query(Input) if i.name == "model.reward_model")
+        assert field.value == "builtin:tiny-rm"

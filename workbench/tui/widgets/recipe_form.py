@@ -56,6 +56,11 @@ def basics(recipe: Recipe) -> ComposeResult:
     yield row("name", field_input(recipe, "run.name", "run name"))
     yield row("model", field_input(recipe, "model.path", "builtin:NAME, run:ID, folder or hub id"),
               Button("pick", id="pick-model", compact=True))
+    extra = list(stage.needs_models) if stage else []
+    if stage and stage.name == "best-of-k":
+        extra.append("reward_model")  # optional: scores instead of (or with) the reward functions
+    for name in extra:
+        yield row(name.replace("_", " "), field_input(recipe, f"model.{name}", "builtin:NAME, run:ID or folder"))
     yield row("trust remote code", Switch(bool(recipe.get("model.trust_remote_code", False)), id="trust"),
               Static("runs Python code shipped with the model", classes="note"))
     yield row("dataset", field_input(recipe, "data.path", "jsonl/json/csv/parquet file or hub id"),
@@ -64,6 +69,11 @@ def basics(recipe: Recipe) -> ComposeResult:
     yield row("system prompt", field_input(recipe, "data.system_prompt", "(none)"))
     if stage is None or stage.uses_rewards:
         yield row("reward functions", field_input(recipe, "rewards.funcs", '["format", "correctness"]'))
+    if stage is not None and stage.generates:
+        for key, hint in (("k", "4"), ("max_new_tokens", "48"), ("temperature", "0.9"), ("threshold", "0.0")):
+            if key == "k" and stage.name != "best-of-k" or key == "threshold" and stage.name != "best-of-k":
+                continue
+            yield row(f"generate {key}", field_input(recipe, f"generate.{key}", hint))
 
 
 def knobs(recipe: Recipe) -> ComposeResult:
