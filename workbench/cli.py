@@ -42,7 +42,7 @@ def _report(problems: list[Problem]) -> None:
 
 
 # -- commands --------------------------------------------------------------------------------------------------
-def load_valid_recipe(path: str, overrides: list[str], runs_dir: Path):
+def load_valid_recipe(path: str, overrides: list[str], runs_dir: Path, allow_code: bool | None = None):
     from workbench.core.recipe import Recipe
     from workbench.core.validate import validate_recipe
 
@@ -52,7 +52,22 @@ def load_valid_recipe(path: str, overrides: list[str], runs_dir: Path):
     if errors(problems):
         raise BadInput(problems)
     _report(problems)  # warnings only
+    if allow_code is not None:
+        consent_to_code(recipe, allow_code)
     return recipe
+
+
+def consent_to_code(recipe, allow_code: bool) -> None:
+    """A recipe that runs user Python code needs --allow-code the first time (per file content)."""
+    from workbench.core import trust
+
+    pending = trust.unapproved(recipe)
+    if pending and not allow_code:
+        raise BadInput([Problem(str(p), "rewards.funcs", "this recipe runs Python code from this file, not yet "
+                                "approved on this machine", "review the file, then run again with --allow-code "
+                                "(remembered until the file changes)") for p in pending])
+    if pending:
+        trust.approve(pending)
 
 
 def cmd_validate(args) -> int:
@@ -75,7 +90,7 @@ def cmd_run(args) -> int:
     from workbench.core import supervisor
 
     runs_dir = paths.runs_dir(args.runs_dir)
-    recipe = load_valid_recipe(args.recipe, args.set, runs_dir)
+    recipe = load_valid_recipe(args.recipe, args.set, runs_dir, allow_code=args.allow_code)
     launched = supervisor.launch(recipe, runs_dir)
     rd = launched.run
     _out(f"run {rd.id} started: {rd.path}")
@@ -172,6 +187,8 @@ def cmd_pipeline(args) -> int:
 
     runs_dir = paths.runs_dir(args.runs_dir)
     pipe = load_pipeline(args.folder, runs_dir)  # every stage validated before the first starts
+    for recipe in pipe.recipes:
+        consent_to_code(recipe, args.allow_code)
     _out(f"pipeline {pipe.name}: " + " -> ".join(f"{r.name} ({r.stage})" for r in pipe.recipes))
     previous = None
     for i, recipe in enumerate(pipe.recipes, 1):
@@ -279,7 +296,7 @@ def cmd_prepare(args) -> int:
     from workbench.core import supervisor
 
     runs_dir = paths.runs_dir(args.runs_dir)
-    recipe = load_valid_recipe(args.recipe, args.set, runs_dir)
+    recipe = load_valid_recipe(args.recipe, args.set, runs_dir, allow_code=args.allow_code)
     rd = supervisor.prepare(recipe, runs_dir)
     print(rd.path, flush=True)  # alone on stdout, for RUN_DIR=$(workbench prepare ...)
     return EXIT_OK
@@ -397,8 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("recipe")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a recipe value")
     sp.add_argument("--detach", action="store_true", help="start and return at once")
+    sp.add_argument("--allow-code", action="store_true", help="run the recipe's Python reward files (asked once "
+                                                              "per file content)")
     sp = add("pipeline", cmd_pipeline, "run a folder of recipes in order; run:previous chains the stages")
     sp.add_argument("folder")
+    sp.add_argument("--allow-code", action="store_true", help="run the recipes' Python reward files")
     sp = add("validate", cmd_validate, "check a recipe and report every problem")
     sp.add_argument("recipe")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
@@ -416,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--detach", action="store_true")
     sp = add("prepare", cmd_prepare, "make a run directory without starting it (for sbatch); prints its path")
     sp.add_argument("recipe")
+    sp.add_argument("--allow-code", action="store_true", help="run the recipe's Python reward files")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
     sp = add("export", cmd_export, "print the command or config files a recipe runs with")
     sp.add_argument("recipe")

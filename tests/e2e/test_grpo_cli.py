@@ -121,7 +121,8 @@ def test_failed_run_reports_exception(runs_dir, tmp_path):
     bad = tmp_path / "rewards.py"
     bad.write_text("def boom(completions, **kwargs):\n    raise ValueError('reward exploded')\n")
     proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "run", str(RECIPES / "grpo-tiny.toml"),
-                                        "--set", f'rewards.funcs=["{bad}:boom"]', "--set", "rewards.weights=[]"),
+                                        "--set", f'rewards.funcs=["{bad}:boom"]', "--set", "rewards.weights=[]",
+                                        "--allow-code"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rd = only_run(runs_dir)
@@ -139,6 +140,12 @@ def test_user_reward_function_from_file(runs_dir, tmp_path):
     proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "run", str(RECIPES / "grpo-tiny.toml"),
                                         "--set", f'rewards.funcs=["format", "{rewards}:short"]',
                                         "--set", "train.max_steps=3"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, "user code needs consent"
+    assert "--allow-code" in proc.stderr and str(rewards) in proc.stderr and not any(runs_dir.iterdir())
+    proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "run", str(RECIPES / "grpo-tiny.toml"),
+                                        "--set", f'rewards.funcs=["format", "{rewards}:short"]',
+                                        "--set", "train.max_steps=3", "--allow-code"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rd = only_run(runs_dir)

@@ -216,3 +216,25 @@ async def test_stage_specific_model_fields(tmp_path, app_factory):
         screen = await open_editor(app, pilot, path)
         field = next(i for i in screen.query(Input) if i.name == "model.reward_model")
         assert field.value == "builtin:tiny-rm"
+
+
+async def test_launch_asks_before_running_a_reward_file(tmp_path, app_factory, monkeypatch):
+    from workbench.tui.screens.modals import ConfirmModal
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    path = recipe_copy(tmp_path)
+    reward = tmp_path / "my_reward.py"
+    reward.write_text("def short(completions, **kwargs):\n    return [0.0 for _ in completions]\n")
+    path.write_text(path.read_text().replace('funcs = ["format", "correctness"]',
+                                             f'funcs = ["format", "{reward}:short"]'))
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_editor(app, pilot, path)
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ConfirmModal)
+        assert "def short" in app.screen.question and str(reward) in app.screen.question
+        await pilot.press("escape")  # No: nothing launched
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, ConfirmModal)
+        assert not any(app.runs_dir.iterdir()) if app.runs_dir.exists() else True

@@ -13,6 +13,7 @@ from textual.widgets import Button, Input
 
 from workbench.core.problems import BadInput, Problem, errors
 from workbench.core.recipe import Recipe
+from workbench.tui.screens.modals import ConfirmModal
 
 
 def preview_text(recipe: Recipe, value: str) -> str:
@@ -74,8 +75,6 @@ class EditorIO:
                 return
             target = Path(text).expanduser()
             if target.exists() and (self.recipe.path is None or target.resolve() != self.recipe.path):
-                from workbench.tui.screens.modals import ConfirmModal
-
                 self.app.push_screen(ConfirmModal(f"{target} exists. Overwrite it?", yes="Overwrite", danger=True),
                                      lambda yes: self._write(target, then) if yes else None)
                 return
@@ -114,6 +113,22 @@ class EditorIO:
 
     # -- launch ----------------------------------------------------------------------------------------------
     def action_launch(self) -> None:
+        from workbench.core import trust
+
+        try:
+            pending = trust.unapproved(self.recipe)
+        except OSError:
+            pending = []
+        if pending:
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    trust.approve(pending)
+                    self.action_launch()
+
+            self.app.push_screen(ConfirmModal("This recipe runs Python code from these files. Run it?\n\n"
+                                              + trust.review_text(pending), yes="Run it", no="Cancel", danger=True),
+                                 answered)
+            return
         self.notify("validating before launch…")
         self._launch(self.recipe.dumps(), self.recipe.path)
 
