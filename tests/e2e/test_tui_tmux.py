@@ -23,12 +23,12 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
 
 
-def wait_for(session: str, text: str, timeout: float = 15.0) -> str:
+def wait_for(session: str, *texts: str, timeout: float = 15.0) -> str:
     deadline = time.monotonic() + timeout
-    screen = ""
+    screen, text = "", " and ".join(texts)
     while time.monotonic() < deadline:
         screen = tmux("capture-pane", "-p", "-t", session)
-        if text in screen:
+        if all(t in screen for t in texts):
             return screen
         time.sleep(0.2)
     raise AssertionError(f"'{text}' not on screen after {timeout:.0f} s:\n{screen}")
@@ -44,8 +44,8 @@ def test_open_a_run_and_quit(runs_dir):
     try:
         wait_for(session, "20260101-000000-tmux")
         tmux("send-keys", "-t", session, "Enter")
-        screen = wait_for(session, "COMPLETED")  # the monitor's state line
-        assert "6/10" in screen and "reward" in screen
+        screen = wait_for(session, "COMPLETED", "6/10")  # the monitor's state line, once the metrics are read
+        assert "reward" in screen
         tmux("send-keys", "-t", session, "Escape")
         wait_for(session, "New run")
         tmux("send-keys", "-t", session, "q")
