@@ -81,6 +81,14 @@ def test_crashing_run_records_last_line(launch_fake):
     assert "Traceback" in got.run.stdout_path.read_text()
 
 
+def test_out_of_memory_gets_a_hint(launch_fake):
+    got = launch_fake("oom")
+    assert got.process.wait(timeout=20) == 0
+    st = supervisor.status(got.run)
+    assert st["state"] == "failed" and "out of memory" in st["error"]
+    assert "LoRA" in st["hint"] and "ZeRO" in st["hint"] and "batch" in st["hint"]
+
+
 def test_hanging_run_is_escalated_to_sigkill(launch_fake):
     got = launch_fake("hang")
     rd = got.run

@@ -129,3 +129,20 @@ async def test_show_command_of_a_run(runs_dir, app_factory):
         await pilot.pause(0.1)
         assert isinstance(app.screen, MessageModal)
         assert "-m workbench.train" in app.screen.text and "OMP_NUM_THREADS=1" in app.screen.text
+
+
+async def test_run_dir_deleted_while_watched(runs_dir, app_factory):
+    import shutil
+
+    d = make_run(runs_dir, "20260101-000000-gone", state="running", steps=3, max_steps=10)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_monitor(app, pilot, d)
+        shutil.rmtree(d)
+        for _ in range(6):  # several polls of a directory that is gone
+            await pilot.pause(0.3)
+        assert app.screen is screen and app.is_running
+        assert "3/10" in screen_text(app), "what was read stays on screen"
+        await pilot.press("escape")
+        await pilot.pause(0.5)
+        assert "20260101-000000-gone" not in screen_text(app), "the runs list drops it"
