@@ -271,3 +271,17 @@ def test_concurrent_status_updates_are_not_lost(runs_dir):
     missing = [f"{n}_{i}" for n in "abc" for i in range(40) if f"{n}_{i}" not in st]
     assert not missing, f"{len(missing)} updates lost"
     assert st["state"] == "queued"
+
+
+def test_resume_needs_a_checkpoint_and_a_finished_run(launch_fake, runs_dir):
+    import subprocess
+
+    from tests.conftest import workbench_cmd
+
+    got = launch_fake("crash")
+    got.process.wait(timeout=20)
+    proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "resume", got.run.id), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "has no checkpoint to resume from" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert supervisor.status(got.run)["state"] == "failed", "nothing changed"
