@@ -70,8 +70,8 @@ def test_nan_and_infinity_accepted_and_missing_in_history(tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3] and t.bad_lines == 0
     h = MetricsHistory()
     h.add(rows)
-    assert h.series["loss"] == ([3.0], [0.25])
-    assert h.series["reward"] == ([1.0], [0.5])
+    assert h.points("loss") == ([3.0], [0.25])
+    assert h.points("reward") == ([1.0], [0.5])
     assert "kl" not in h.series
     assert h.latest == {"loss": 0.25, "reward": 0.5}
     assert h.step == 3
@@ -128,7 +128,7 @@ def test_read_history(tmp_path):
     p = tmp_path / "metrics.jsonl"
     append(p, '{"event": "train_begin", "step": 0, "max_steps": 3}\n{"step": 1, "loss": 1}\n{"step": 2, "lo')
     h = read_history(p)
-    assert h.max_steps == 3 and h.series["loss"] == ([1.0], [1.0])
+    assert h.max_steps == 3 and h.points("loss") == ([1.0], [1.0])
 
 
 def test_run_summary_reads_head_and_tail(tmp_path):
@@ -149,3 +149,102 @@ def test_run_summary_reads_head_and_tail(tmp_path):
 
 def test_run_summary_missing_file(tmp_path):
     assert run_summary(tmp_path / "none.jsonl") == {"step": 0, "max_steps": None, "latest": {}}
+
+
+# -- bounded series, overview and saved views (big runs) -------------------------------------------------------
+from workbench.core.metrics import Series, load_view, overview, save_view  # noqa: E402
+from workbench.core.samples import SampleIndex, line_step  # noqa: E402
+
+
+def test_series_is_bounded_and_keeps_every_extreme():
+    s = Series()
+    xs = [float(i) for i in range(100_000)]
+    ys = [((i * 7919) % 1000) / 1000 for i in range(100_000)]
+    ys[12_345], ys[99_998] = 50.0, -50.0  # one spike up, one down, anywhere
+    for i in range(0, len(xs), 333):  # folded in uneven chunks, as polls deliver them
+        s.extend(xs[i:i + 333], ys[i:i + 333])
+    px, py = s.points()
+    assert len(s.x0) <= Series.CAP and len(px) <= 2 * Series.CAP
+    assert px == sorted(px) and px[0] == 0.0 and s.x1[-1] == 99_999.0
+    assert max(py) == 50.0 and px[py.index(50.0)] == 12_345.0
+    assert min(py) == -50.0 and px[py.index(-50.0)] == 99_998.0
+    assert s.count == 100_000 and not s.exact
+
+
+def test_series_small_is_exact_and_truncates_exactly():
+    s = Series()
+    s.extend([1.0, 2.0, 3.0, 4.0], [0.4, 0.3, 0.2, 0.1])
+    assert s.exact and s.points() == ([1.0, 2.0, 3.0, 4.0], [0.4, 0.3, 0.2, 0.1])
+    s.truncate_after(2)
+    s.add(3.0, 9.0)
+    assert s.points() == ([1.0, 2.0, 3.0], [0.4, 0.3, 9.0]) and s.last == 9.0
+
+
+def test_resume_event_drops_superseded_rows():
+    h = MetricsHistory()
+    h.add([{"step": s, "loss": 1.0 / s} for s in range(1, 11)])
+    h.add([{"event": "resume", "step": 6}] + [{"step": s, "loss": 5.0} for s in range(7, 9)])
+    xs, ys = h.points("loss")
+    assert xs == [float(s) for s in range(1, 9)] and ys[-2:] == [5.0, 5.0] and h.step == 8
+
+
+def big_metrics(path, rows: int, keys: int = 5) -> None:
+    with open(path, "w") as f:
+        f.write(json.dumps({"event": "train_begin", "step": 0, "max_steps": rows, "time": 0.0}) + "\n")
+        for s in range(1, rows + 1):
+            f.write(json.dumps({"step": s, "time": float(s), **{f"k{k}": (s % 97) / 97 + k for k in range(keys)}})
+                    + "\n")
+
+
+def test_overview_reads_head_samples_and_tail(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    big_metrics(p, 20_000)
+    h, size = overview(p, samples=200, edge=8192)
+    assert size == os.path.getsize(p) and h.max_steps == 20_000 and h.step == 20_000
+    xs, _ = h.points("k0")
+    assert 250 < len(xs) < 1200 and xs == sorted(xs) and xs[0] == 1.0 and xs[-1] == 20_000.0
+    assert h.latest["k4"] == (20_000 % 97) / 97 + 4
+
+
+def test_saved_view_resumes_reading_where_it_stopped(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    p = tmp_path / "metrics.jsonl"
+    big_metrics(p, 3000)
+    tail, h = JsonlTail(p), MetricsHistory()
+    h.add(tail.read_new())
+    assert save_view(tail, h)
+    append(p, json.dumps({"step": 3001, "k0": 123.0}) + "\n")
+    tail2 = JsonlTail(p)
+    h2 = load_view(tail2)
+    assert h2 is not None and h2.step == 3000 and h2.max_steps == 3000
+    assert h2.points("k3") == h.points("k3")
+    h2.add(tail2.read_new())
+    assert h2.step == 3001 and h2.latest["k0"] == 123.0
+    with open(p, "r+b") as f:  # the file's beginning changed (same inode): the saved view no longer applies
+        f.write(b'{"step": 9, "k0": 1}' + b" " * 10)
+    assert load_view(JsonlTail(p)) is None
+
+
+def test_sample_index_keeps_byte_ranges_per_step(tmp_path):
+    p = tmp_path / "samples.jsonl"
+    rows = [{"step": s, "index": i, "completion": f"c{s}-{i}"} for s in (1, 2, 3) for i in range(4)]
+    odd = {"completion": "step not first", "step": 2, "index": 9}  # another writer's key order
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows[:8]) + json.dumps(odd) + "\n"
+                 + "".join(json.dumps(r) + "\n" for r in rows[8:]) + "garbage\n" + '{"step": 4, "ind')
+    index = SampleIndex(p)
+    assert index.read_new(max_bytes=100, budget_s=0) and index.behind > 0  # one small chunk, then out of time
+    assert index.read_new(max_bytes=100) and not index.behind  # chunk after chunk within its time budget
+    assert index.steps == [1, 2, 3] and index.counts == {1: 4, 2: 5, 3: 4}
+    assert [r["index"] for r in index.rows(2)] == [0, 1, 2, 3, 9]
+    assert index.rows(3) == rows[8:] and index.position(3) == 2 and 4 not in index
+    assert index.tail.bad_lines == 1
+    with open(p, "a") as f:
+        f.write('dex": 0}\n')
+    assert index.read_new() and index.steps == [1, 2, 3, 4]
+
+
+def test_line_step_prefix_and_fallback():
+    assert line_step(b'{"step": 12, "x": 1}') == 12
+    assert line_step(b'{"x": 1, "step": 7}') == 7
+    assert line_step(b'{"step": 1.5e3}') == 1500
+    assert line_step(b"nope") is None and line_step(b'{"step": "a"}') is None

@@ -61,7 +61,7 @@ def test_sigkill_at_a_random_step_then_resume_reaches_the_same_end(runs_dir):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     hist = read_history(rd.metrics_path)
     assert hist.step == 40 and rd.read_status()["state"] == "completed"
-    assert hist.series["loss"][0] == [float(s) for s in range(1, 41)], "one continuous line, no repeated steps"
+    assert hist.points("loss")[0] == [float(s) for s in range(1, 41)], "one continuous line, no repeated steps"
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

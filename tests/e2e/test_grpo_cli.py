@@ -201,7 +201,7 @@ def test_stop_then_resume_continues_to_the_same_final_step(runs_dir):
     from workbench.core.metrics import read_history
 
     hist = read_history(rd.metrics_path)
-    assert hist.series["loss"][0] == [float(s) for s in range(1, 41)], "one line: no duplicated steps"
+    assert hist.points("loss")[0] == [float(s) for s in range(1, 41)], "one line: no duplicated steps"
     again = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "resume", rd.id), capture_output=True,
                            text=True, timeout=60)
     assert again.returncode == 2 and "already completed" in again.stderr

@@ -3,6 +3,11 @@
 A 0.5 s timer starts a thread worker (never two at once) that reads what was appended to metrics.jsonl,
 samples.jsonl and stdout.log and settles the status; the UI updates only the parts that got new data.
 Leaving the screen (or the app) never touches the run.
+
+A big run opens fast: the saved view of its metrics (workbench cache) is loaded if there is one; otherwise, when
+much is unread, the charts first draw an overview (rows sampled across the file) while the worker folds the file
+chunk by chunk, and switch to the exact history when it has caught up (then the view is saved for next time).
+The completions viewer indexes samples.jsonl by step and parses only the step on screen.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, Select, Static, TabbedContent, TabPane
 
 from workbench.core import summary, supervisor
-from workbench.core.metrics import JsonlTail, MetricsHistory
+from workbench.core.metrics import JsonlTail, MetricsHistory, load_view, overview, save_view
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.core.stages import STAGES
 from workbench.tui.screens.modals import MessageModal
@@ -26,7 +31,9 @@ from workbench.tui.widgets.logtail import TextTail
 from workbench.tui.widgets.samples import FILTERS, SampleIndex, apply_filter, render_step
 
 LOG_LINES = 2000
-CHUNK = 16 * 1024 * 1024  # metrics bytes per poll: a huge file fills the charts progressively
+CHUNK = 8 * 1024 * 1024  # metrics bytes per poll while catching up on a big file
+OVERVIEW_BYTES = 24 * 1024 * 1024  # more unread than this at open: draw a sampled overview first
+SAVE_VIEW_BYTES = 16 * 1024 * 1024  # a file at least this big gets its folded view saved for the next open
 STAGE_CHARTS = {  # stage -> three (title, keys) charts; "a|b" = first present of a, b
     "grpo": [("reward", ["reward"]), ("loss", ["loss"]), ("KL", ["kl|objective/kl"])],
     "sft": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]), ("learning rate", ["learning_rate"])],
@@ -53,7 +60,7 @@ def chart_specs(stage: str, history: MetricsHistory) -> list[tuple[str, list[str
     specs = [(t, list(k)) for t, k in STAGE_CHARTS.get(stage, DEFAULT_CHARTS)]
     for title, keys in specs:
         if keys == ["reward"]:  # plus one line per reward function
-            keys += sorted(k for k in history.series if k.startswith("rewards/") and k.endswith("/mean"))
+            keys += sorted(k for k in history.keys() if k.startswith("rewards/") and k.endswith("/mean"))
     return specs
 
 
@@ -82,7 +89,10 @@ class MonitorScreen(Screen):
         super().__init__()
         self.rd = rd
         self.history = MetricsHistory()
+        self.overview: MetricsHistory | None = None  # shown while the exact history catches up on a big file
         self.metrics_tail = JsonlTail(rd.metrics_path)
+        self._opened = False
+        self._saved_at = 0  # metrics offset of the last saved view
         self.samples = SampleIndex(rd.samples_path)
         self.log_tail = TextTail(rd.stdout_path)
         self.status: dict = rd.read_status()
@@ -134,19 +144,51 @@ class MonitorScreen(Screen):
     @work(thread=True, group="monitor-poll", exit_on_error=False)
     def poll(self) -> None:
         metrics, samples, lines, st, more = False, False, [], None, False
+        tail = self.metrics_tail
         try:
-            rows = self.metrics_tail.read_new(max_bytes=CHUNK)
-            self.history.add(rows)
-            metrics = bool(rows)
-            try:
-                more = self.rd.metrics_path.stat().st_size > self.metrics_tail.offset
-            except OSError:
-                pass
+            if not self._opened and self.open_metrics():  # an overview or a saved view: show it before reading on
+                metrics, more = True, True
+                samples = self.samples.read_new()
+                return
+            resets = tail.resets
+            rows = tail.read_new(max_bytes=CHUNK)
+            if tail.resets != resets:  # metrics.jsonl was replaced or truncated: its rows are all there is
+                self.history, self.overview, self._saved_at = MetricsHistory(), None, 0
+            with self.history.lock:
+                self.history.add(rows)
+            metrics = metrics or bool(rows)
+            more = tail.behind > 0
+            if not more and self.overview is not None:
+                self.overview, metrics = None, True  # caught up: the exact history takes over
+            if not more and tail.offset >= SAVE_VIEW_BYTES and tail.offset - self._saved_at >= SAVE_VIEW_BYTES:
+                with self.history.lock:
+                    save_view(tail, self.history)
+                self._saved_at = tail.offset
             samples = self.samples.read_new()
+            more = more or self.samples.behind > 0
             lines = self.log_tail.read_new()
             st = supervisor.status(self.rd)
         finally:
             self.post_message(self.Polled(metrics, samples, lines, st, more))
+
+    def open_metrics(self) -> bool:
+        """First poll: start from the saved view, or draw an overview of a big unread file. True if it shows data."""
+        self._opened = True
+        tail = self.metrics_tail
+        saved = load_view(tail)
+        if saved is not None:
+            self.history, self._saved_at = saved, tail.offset
+        try:
+            unread = self.rd.metrics_path.stat().st_size - tail.offset
+        except OSError:
+            return saved is not None
+        if unread > OVERVIEW_BYTES:
+            self.overview, _ = overview(self.rd.metrics_path)
+        return saved is not None or self.overview is not None
+
+    @property
+    def shown(self) -> MetricsHistory:
+        return self.overview if self.overview is not None else self.history
 
     def on_monitor_screen_polled(self, message: Polled) -> None:
         self._polling = False
@@ -165,7 +207,7 @@ class MonitorScreen(Screen):
 
     # -- views -----------------------------------------------------------------------------------------------
     def update_state_line(self) -> None:
-        st, h = self.status, self.history
+        st, h = self.status, self.shown
         state = st.get("display_state") or st.get("state") or "?"
         parts = [state.upper()]
         if st.get("state") == "running" and h.max_steps is None:
@@ -182,12 +224,18 @@ class MonitorScreen(Screen):
                 parts.append(f"{key} {summary.fmt_num(h.latest[key])}")
         if st.get("error"):
             parts.append(f"error: {st['error']}")
+        tail = self.metrics_tail
+        if self.overview is not None and tail.size:
+            parts.append(f"overview; reading metrics {100 * tail.offset // tail.size}%")
+        if tail.bad_lines:
+            parts.append(f"{tail.bad_lines} unreadable metrics line{'s' * (tail.bad_lines != 1)} skipped")
         self.query_one("#run-state", Static).update("  ".join(parts))
 
     def update_charts(self) -> None:
-        for i, (title, keys) in enumerate(chart_specs(self.stage, self.history)):
-            self.query_one(f"#chart-{i}", MetricChart).show(self.history, keys, title)
-        keys = self.history.keys()
+        h = self.shown
+        for i, (title, keys) in enumerate(chart_specs(self.stage, h)):
+            self.query_one(f"#chart-{i}", MetricChart).show(h, keys, title)
+        keys = h.keys()
         pick = self.query_one("#metric-pick", Select)
         if keys != self._metric_keys:
             self._metric_keys = keys
@@ -196,15 +244,15 @@ class MonitorScreen(Screen):
             if current in keys:
                 pick.value = current
             else:
-                shown = {k for _, ks in chart_specs(self.stage, self.history) for e in ks for k in e.split("|")}
+                shown = {k for _, ks in chart_specs(self.stage, h) for e in ks for k in e.split("|")}
                 pick.value = next((k for k in ("grad_norm", "learning_rate") if k in keys and k not in shown),
                                   next((k for k in keys if k not in shown), keys[0]))
-        self.query_one("#chart-custom", MetricChart).show(self.history)
+        self.query_one("#chart-custom", MetricChart).show(h)
 
     @on(Select.Changed, "#metric-pick")
     def _metric_picked(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
-            self.query_one("#chart-custom", MetricChart).show(self.history, [event.value], event.value)
+            self.query_one("#chart-custom", MetricChart).show(self.shown, [event.value], event.value)
 
     def update_samples(self) -> None:
         steps = self.samples.steps
@@ -214,10 +262,10 @@ class MonitorScreen(Screen):
             bar.update(f"no samples yet   filter: {self.filter} (f)")
             body.update("no samples yet" if self.stage != "sft" else "SFT runs log no sampled completions")
             return
-        step = self.shown_step if self.shown_step in self.samples.by_step else steps[-1]
-        rows = self.samples.by_step[step]
+        step = self.shown_step if self.shown_step in self.samples else steps[-1]
+        rows = self.samples.rows(step)
         shown = apply_filter(rows, self.filter)
-        pos = steps.index(step) + 1
+        pos = self.samples.position(step) + 1
         follow = "following newest" if self.shown_step is None else "[ ] step, L newest"
         bar.update(f"step {step}  ({pos}/{len(steps)})   {len(shown)}/{len(rows)} completions   "
                    f"filter: {self.filter} (f)   {follow}")
@@ -234,8 +282,8 @@ class MonitorScreen(Screen):
         steps = self.samples.steps
         if not steps:
             return
-        current = self.shown_step if self.shown_step in self.samples.by_step else steps[-1]
-        i = max(0, min(len(steps) - 1, steps.index(current) + delta))
+        current = self.shown_step if self.shown_step in self.samples else steps[-1]
+        i = max(0, min(len(steps) - 1, self.samples.position(current) + delta))
         self.shown_step = None if i == len(steps) - 1 and delta > 0 else steps[i]
         self.query_one(TabbedContent).active = "samples"
         self.update_samples()

@@ -1,8 +1,9 @@
 """Metric charts: a PlotextPlot that draws one or more series of a MetricsHistory, downsampled to its width.
 
 Each chart owns its plot object (textual-plotext gives every widget its own), replots only in render() (so a
-burst of new rows costs one draw per frame), and never hands plotext more than ~2 points per column: a run with
-1,000,000 logged steps draws as fast as one with 100 (min/max per bucket keeps spikes visible).
+burst of new rows costs one draw per frame), and never hands plotext more than ~2 points per column: the history
+keeps at most Series.CAP min/max buckets per key, and those are bucketed again to the chart's width, so a run with
+1,000,000 logged steps draws as fast as one with 100 and every spike stays visible.
 """
 from __future__ import annotations
 
@@ -65,13 +66,17 @@ class MetricChart(PlotextPlot):
         return out
 
     def points(self, width: int) -> list[tuple[str, list[float], list[float]]]:
-        keys = self.series_keys()
         hist = self.history
-        sig = (tuple(keys), tuple(len(hist.series[k][0]) for k in keys) if hist else (), width)
-        if self._cache and self._cache[0] == sig:
-            return self._cache[1]
+        if hist is None:
+            return []
+        with hist.lock:
+            keys = self.series_keys()
+            sig = (id(hist), tuple(keys), tuple(hist.series[k].version for k in keys), width)
+            if self._cache and self._cache[0] == sig:
+                return self._cache[1]
+            raw = [(k, *hist.series[k].points()) for k in keys]
         buckets = max(8, width - 10)  # the y-axis labels take ~10 columns
-        pts = [(k, *downsample(*hist.series[k], buckets)) for k in keys] if hist else []
+        pts = [(k, *downsample(xs, ys, buckets)) for k, xs, ys in raw]
         self._cache = (sig, pts)
         return pts
 

@@ -1,7 +1,8 @@
 """Sampled completions: an incremental per-step index of samples.jsonl, filters, and their rich rendering.
 
-``SampleIndex`` is UI-free (a thread worker feeds it). Rendering builds rich ``Text`` objects piece by piece, so
-model output (which may contain '[', control bytes or fake markup) is never parsed as markup.
+The per-step index lives in workbench.core.samples (UI-free; a thread worker feeds it). Rendering builds rich
+``Text`` objects piece by piece, so model output (which may contain '[', control bytes or fake markup) is never
+parsed as markup.
 """
 from __future__ import annotations
 
@@ -10,37 +11,13 @@ import re
 from rich.console import Group
 from rich.text import Text
 
-from workbench.core.metrics import JsonlTail
+from workbench.core.samples import SampleIndex  # noqa: F401  (the monitor's index of samples.jsonl)
 from workbench.core.summary import fmt_num
 
 FILTERS = ("all", "format failures", "correct only")
 PART_RE = re.compile(r"(<reasoning>.*?</reasoning>|<answer>.*?</answer>)", re.DOTALL)
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 FORMAT_RE = re.compile(r"^\s*<reasoning>.*?</reasoning>\s*<answer>.*?</answer>\s*$", re.DOTALL)
-
-
-class SampleIndex:
-    """Samples grouped by training step, read incrementally."""
-
-    def __init__(self, path):
-        self.tail = JsonlTail(path)
-        self.by_step: dict[int, list[dict]] = {}
-
-    def read_new(self) -> bool:
-        """Fold appended rows in; True when any arrived."""
-        resets = self.tail.resets
-        rows = self.tail.read_new()
-        if self.tail.resets != resets:  # the file was replaced: its rows are all new
-            self.by_step.clear()
-        for row in rows:
-            step = row.get("step")
-            if isinstance(step, (int, float)):
-                self.by_step.setdefault(int(step), []).append(row)
-        return bool(rows)
-
-    @property
-    def steps(self) -> list[int]:
-        return sorted(self.by_step)
 
 
 def is_format_failure(row: dict) -> bool:
