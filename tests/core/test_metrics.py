@@ -248,3 +248,23 @@ def test_line_step_prefix_and_fallback():
     assert line_step(b'{"x": 1, "step": 7}') == 7
     assert line_step(b'{"step": 1.5e3}') == 1500
     assert line_step(b"nope") is None and line_step(b'{"step": "a"}') is None
+
+
+def test_sample_index_of_a_big_file_shows_the_newest_step_first(tmp_path, monkeypatch):
+    import workbench.core.samples as samples_mod
+
+    monkeypatch.setattr(samples_mod, "TAIL_FIRST", 4096)
+    p = tmp_path / "samples.jsonl"
+    rows = [{"step": s, "index": i, "completion": "x" * 50} for s in range(1, 101) for i in range(4)]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    index = SampleIndex(p)
+    index.read_new(max_bytes=1024, budget_s=0)  # one chunk: the file's end only
+    assert index.steps[-1] == 100 and index.steps[0] > 1 and index.behind > 0
+    assert index.rows(100) == rows[-4:]
+    index.read_new(max_bytes=1024)  # the rest, oldest first, within the time budget
+    assert not index.behind and index.steps == list(range(1, 101))
+    assert all(index.counts[s] == 4 for s in index.steps)
+    assert all(index.rows(s) == rows[(s - 1) * 4:s * 4] for s in (1, 50, 99, 100))
+    with open(p, "a") as f:
+        f.write(json.dumps({"step": 101, "index": 0}) + "\n")
+    assert index.read_new() and index.steps[-1] == 101 and index.counts[101] == 1

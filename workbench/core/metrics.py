@@ -358,7 +358,7 @@ def read_history(path: str | os.PathLike) -> MetricsHistory:
 
 
 # -- opening a big run ---------------------------------------------------------------------------------------
-def overview(path: str | os.PathLike, samples: int = 2048, edge: int = 256 * 1024) -> tuple[MetricsHistory, int]:
+def overview(path: str | os.PathLike, samples: int = 1024, edge: int = 128 * 1024) -> tuple[MetricsHistory, int]:
     """A quick approximate history of a big file: all rows of its first and last ``edge`` bytes and ``samples``
     rows at evenly spaced offsets between them. Returns it with the file size it saw."""
     h = MetricsHistory()

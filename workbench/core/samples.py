@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import time
 from collections import OrderedDict
 
 from workbench.core.metrics import JsonlTail
 
 STEP_PREFIX = b'{"step": '
-SCAN_CHUNK = 8 * 1024 * 1024
+SCAN_CHUNK = 4 * 1024 * 1024
+TAIL_FIRST = 2 * 1024 * 1024  # a bigger file is indexed from this far before its end first
 
 
 def line_step(line: bytes) -> int | None:
@@ -41,7 +43,9 @@ class SampleIndex:
         self.steps: list[int] = []  # sorted, unique
         self.ranges: dict[int, list[list[int]]] = {}  # step -> [[start, end), ...] (one range per contiguous run)
         self.counts: dict[int, int] = {}
-        self._last: tuple[int, int] | None = None  # (step, end offset) of the newest line
+        self._last: tuple | None = None  # (step, end offset, range) of the newest line read at the end
+        self._last_gap: tuple | None = None  # the same for the older part of a file indexed newest first
+        self._gap: tuple[int, int] | None = None  # (from, to) byte range not indexed yet (older than the tail)
         self._rows: OrderedDict[tuple[int, int], list[dict]] = OrderedDict()
         self._cache_steps = cache_steps
 
@@ -51,23 +55,69 @@ class SampleIndex:
 
     def read_new(self, max_bytes: int = SCAN_CHUNK, budget_s: float = 0.3) -> bool:
         """Index appended lines, a chunk at a time for up to ``budget_s`` seconds; True when any arrived. Call
-        again while ``behind`` to catch up on a big file. Only the chunk is in memory, never a copy per line."""
+        again while ``behind`` to catch up on a big file. Only the chunk is in memory, never a copy per line.
+
+        A big file is indexed newest first: its last TAIL_FIRST bytes, then (in later calls, within the time
+        budget) the older part from the start, so the viewer can show the newest step at once."""
         got = False
         deadline = time.monotonic() + budget_s
+        chunk = max_bytes
+        if self.tail.inode is None and self._start_tail_first():
+            chunk = max(max_bytes, self.tail.behind)  # the newest TAIL_FIRST bytes in one go
         while True:
             resets = self.tail.resets
-            raw = self.tail.read_raw(max_bytes)
+            raw = self.tail.read_raw(chunk)
+            chunk = max_bytes
             if self.tail.resets != resets:  # the file was replaced: start the index over
-                self.steps, self.ranges, self.counts, self._last = [], {}, {}, None
+                self.steps, self.ranges, self.counts = [], {}, {}
+                self._last = self._last_gap = self._gap = None
                 self._rows.clear()
             if raw is None:
-                return got
+                break
             start, data = raw
-            got = self._scan(start, data) or got
+            found, used = self._scan(start, data, "_last")
+            self.tail.keep_partial(data[used:])
+            got = got or found
             if not self.tail.behind or time.monotonic() > deadline:
                 return got
+        while self._gap and time.monotonic() <= deadline:  # the older part of a file indexed newest first
+            lo, hi = self._gap
+            try:
+                with open(self.tail.path, "rb") as f:
+                    f.seek(lo)
+                    data = f.read(min(max_bytes, hi - lo))
+            except OSError:
+                self._gap = None
+                break
+            found, used = self._scan(lo, data, "_last_gap")
+            got = got or found
+            if used == 0:  # a line longer than the chunk: take it whole next time
+                used = len(data) if lo + len(data) >= hi else 0
+                max_bytes *= 2
+            lo += used
+            self._gap = (lo, hi) if lo < hi else None
+        return got
 
-    def _scan(self, start: int, data: bytes) -> bool:
+    def _start_tail_first(self) -> bool:
+        try:
+            st = os.stat(self.tail.path)
+        except OSError:
+            return False
+        if st.st_size <= TAIL_FIRST:
+            return False
+        with open(self.tail.path, "rb") as f:
+            f.seek(st.st_size - TAIL_FIRST)
+            f.readline()  # to the next line start
+            begin = f.tell()
+        if begin >= st.st_size:
+            return False
+        self.tail.offset, self.tail.inode, self.tail.size = begin, st.st_ino, st.st_size
+        self._gap = (0, begin)
+        return True
+
+    def _scan(self, start: int, data: bytes, last: str) -> tuple[bool, int]:
+        """Index the complete lines of data (which starts at file offset start): (any found, bytes consumed).
+        ``last`` names the attribute that remembers this stream's previous line, to grow contiguous ranges."""
         got, pos, n, plen = False, 0, len(data), len(STEP_PREFIX)
         while pos < n:
             nl = data.find(b"\n", pos)
@@ -82,35 +132,38 @@ class SampleIndex:
                     step = int(data[pos + plen:end])
             if step is None and nl > pos:
                 step = line_step(data[pos:nl])
-                if step is None:
-                    if data[pos:nl].strip():
-                        self.tail.bad_lines += 1
-                    pos = nl + 1
-                    continue
+                if step is None and data[pos:nl].strip():
+                    self.tail.bad_lines += 1
             if step is not None:
-                self._add(step, start + pos, start + nl + 1)
+                self._add(step, start + pos, start + nl + 1, last)
                 got = True
             pos = nl + 1
-        self.tail.keep_partial(data[pos:])
-        return got
+        return got, pos
 
-    def _add(self, step: int, begin: int, end: int) -> None:
-        if self._last == (step, begin):
-            self.ranges[step][-1][1] = end
-        elif step in self.ranges:
-            self.ranges[step].append([begin, end])
+    def _add(self, step: int, begin: int, end: int, last: str) -> None:
+        prev = getattr(self, last)  # (step, end offset, its range) of the previous line of this stream
+        if prev is not None and prev[0] == step and prev[1] == begin:
+            rng = prev[2]
+            rng[1] = end
         else:
-            self.ranges[step] = [[begin, end]]
-            if not self.steps or step > self.steps[-1]:
-                self.steps.append(step)
+            rng = [begin, end]
+            if step in self.ranges:
+                self.ranges[step].append(rng)
+                self.ranges[step].sort()
             else:
-                bisect.insort(self.steps, step)
-        self.counts[step] = self.counts.get(step, 0) + 1
-        self._last = (step, end)
+                self.ranges[step] = [rng]
+                self.counts[step] = 0
+                if not self.steps or step > self.steps[-1]:
+                    self.steps.append(step)
+                else:
+                    bisect.insort(self.steps, step)
+        self.counts[step] += 1
+        setattr(self, last, (step, end, rng))
 
     @property
     def behind(self) -> int:
-        return self.tail.behind
+        """Bytes not indexed yet: appended ones, plus the older part of a file indexed newest first."""
+        return self.tail.behind + (self._gap[1] - self._gap[0] if self._gap else 0)
 
     def __contains__(self, step) -> bool:
         return step in self.ranges

@@ -14,42 +14,70 @@ from pathlib import Path
 HEADLINE_KEYS = ("reward", "loss", "kl", "objective/kl", "rewards/accuracies", "accuracy")
 
 
-def _rows(blob: bytes) -> list[dict]:
-    out = []
-    for line in blob.split(b"\n"):
-        try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
+TAIL_BYTES = 65536
+LATEST_ROWS = 64  # metric rows read back from the end for the latest values
+_cache: dict[str, tuple[tuple[int, int], dict]] = {}  # path -> ((size, mtime_ns), summary)
+
+
+def _parse(line: bytes) -> dict | None:
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _begin_max_steps(blob: bytes) -> int | None:
+    """max_steps of the last train_begin event in blob (only that line is parsed)."""
+    at = blob.rfind(b'"train_begin"')
+    if at < 0:
+        return None
+    start = blob.rfind(b"\n", 0, at) + 1
+    end = blob.find(b"\n", at)
+    row = _parse(blob[start:end if end >= 0 else len(blob)])
+    return row.get("max_steps") if row and row.get("event") == "train_begin" else None
 
 
 def run_summary(metrics_path: Path) -> dict:
-    """{"step", "max_steps", "latest": {key: value}} from the file's head and tail."""
+    """{"step", "max_steps", "latest": {key: value}} from the file's head and tail; remembered per file until
+    the file changes (a refreshing runs list costs one stat per finished run)."""
     out: dict = {"step": 0, "max_steps": None, "latest": {}}
     try:
-        size = os.path.getsize(metrics_path)
+        st = os.stat(metrics_path)
+        key = str(metrics_path)
+        hit = _cache.get(key)
+        if hit and hit[0] == (st.st_size, st.st_mtime_ns):
+            return dict(hit[1], latest=dict(hit[1]["latest"]))
         with open(metrics_path, "rb") as f:
             head = f.read(4096)
-            f.seek(max(0, size - 65536))
+            f.seek(max(0, st.st_size - TAIL_BYTES))
             tail = f.read()
     except FileNotFoundError:
         return out
-    for row in _rows(head) + _rows(tail):
-        if row.get("event") == "train_begin" and row.get("max_steps"):
-            out["max_steps"] = row["max_steps"]
-    for row in reversed(_rows(tail)):
+    out["max_steps"] = _begin_max_steps(tail) or _begin_max_steps(head)
+    lines = tail.split(b"\n")
+    if st.st_size > TAIL_BYTES:
+        lines.pop(0)  # the partial line the tail starts in
+    seen = 0
+    for line in reversed(lines):
+        if seen >= LATEST_ROWS:
+            break
+        row = _parse(line) if line.strip() else None
+        if row is None:
+            continue
         if isinstance(row.get("step"), int):
             out["step"] = max(out["step"], row["step"])
         if row.get("event"):
             continue
+        seen += 1
         for k, v in row.items():
             if k in ("step", "time", "epoch") or k in out["latest"]:
                 continue
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 out["latest"][k] = v
+    if len(_cache) > 4096:
+        _cache.clear()
+    _cache[key] = ((st.st_size, st.st_mtime_ns), dict(out, latest=dict(out["latest"])))
     return out
 
 

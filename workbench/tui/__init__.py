@@ -1,1 +1,1 @@
-"""The Textual TUI (see app.py). Imports only workbench.core, textual, textual-plotext and plotext; never the training stack."""
+"""The Textual TUI (see app.py). Imports only workbench.core, textual and rich; never the training stack."""

@@ -11,6 +11,9 @@ The completions viewer indexes samples.jsonl by step and parses only the step on
 """
 from __future__ import annotations
 
+import time
+from collections import deque
+
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
@@ -31,7 +34,8 @@ from workbench.tui.widgets.logtail import TextTail
 from workbench.tui.widgets.samples import FILTERS, SampleIndex, apply_filter, render_step
 
 LOG_LINES = 2000
-CHUNK = 8 * 1024 * 1024  # metrics bytes per poll while catching up on a big file
+CHUNK = 2 * 1024 * 1024  # metrics bytes per read while catching up on a big file (bounds the memory it takes)
+CATCH_UP_S = 0.25  # reading time per poll while catching up; then the UI gets a turn
 OVERVIEW_BYTES = 24 * 1024 * 1024  # more unread than this at open: draw a sampled overview first
 SAVE_VIEW_BYTES = 16 * 1024 * 1024  # a file at least this big gets its folded view saved for the next open
 STAGE_CHARTS = {  # stage -> three (title, keys) charts; "a|b" = first present of a, b
@@ -101,6 +105,9 @@ class MonitorScreen(Screen):
         self.filter = FILTERS[0]
         self._polling = False
         self._metric_keys: list[str] = []
+        self._state_text = ""
+        self._samples_stale = False  # new samples arrived while their tab was hidden
+        self._log_pending: deque[str] = deque(maxlen=LOG_LINES)  # log lines that arrived while their tab was hidden
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -148,16 +155,19 @@ class MonitorScreen(Screen):
         try:
             if not self._opened and self.open_metrics():  # an overview or a saved view: show it before reading on
                 metrics, more = True, True
-                samples = self.samples.read_new()
                 return
-            resets = tail.resets
-            rows = tail.read_new(max_bytes=CHUNK)
-            if tail.resets != resets:  # metrics.jsonl was replaced or truncated: its rows are all there is
-                self.history, self.overview, self._saved_at = MetricsHistory(), None, 0
-            with self.history.lock:
-                self.history.add(rows)
-            metrics = metrics or bool(rows)
-            more = tail.behind > 0
+            deadline = time.monotonic() + CATCH_UP_S
+            while True:  # small chunks (bounded memory) until caught up or out of time for this poll
+                resets = tail.resets
+                rows = tail.read_new(max_bytes=CHUNK)
+                if tail.resets != resets:  # metrics.jsonl was replaced or truncated: its rows are all there is
+                    self.history, self.overview, self._saved_at = MetricsHistory(), None, 0
+                with self.history.lock:
+                    self.history.add(rows)
+                metrics = metrics or bool(rows)
+                more = tail.behind > 0
+                if not more or time.monotonic() > deadline:
+                    break
             if not more and self.overview is not None:
                 self.overview, metrics = None, True  # caught up: the exact history takes over
             if not more and tail.offset >= SAVE_VIEW_BYTES and tail.offset - self._saved_at >= SAVE_VIEW_BYTES:
@@ -198,12 +208,29 @@ class MonitorScreen(Screen):
             self.update_state_line()
         if message.metrics:
             self.update_charts()
+        # Hidden tabs are brought up to date when shown: drawing them unseen costs the watched run's CPU.
+        active = self.query_one(TabbedContent).active
         if message.samples:
-            self.update_samples()
+            if active == "samples":
+                self.update_samples()
+            else:
+                self._samples_stale = True
         if message.lines:
-            self.query_one("#log-view", Log).write_lines(message.lines)
+            if active == "log":
+                self.query_one("#log-view", Log).write_lines(message.lines)
+            else:
+                self._log_pending.extend(message.lines)
         if message.more:
             self.call_after_refresh(self.tick)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        active = self.query_one(TabbedContent).active
+        if active == "samples" and self._samples_stale:
+            self.update_samples()
+        elif active == "log" and self._log_pending:
+            self.query_one("#log-view", Log).write_lines(list(self._log_pending))
+            self._log_pending.clear()
 
     # -- views -----------------------------------------------------------------------------------------------
     def update_state_line(self) -> None:
@@ -229,7 +256,10 @@ class MonitorScreen(Screen):
             parts.append(f"overview; reading metrics {100 * tail.offset // tail.size}%")
         if tail.bad_lines:
             parts.append(f"{tail.bad_lines} unreadable metrics line{'s' * (tail.bad_lines != 1)} skipped")
-        self.query_one("#run-state", Static).update("  ".join(parts))
+        text = "  ".join(parts)
+        if text != self._state_text:  # one fixed-height line: no layout pass needed
+            self._state_text = text
+            self.query_one("#run-state", Static).update(text, layout=False)
 
     def update_charts(self) -> None:
         h = self.shown
@@ -255,6 +285,7 @@ class MonitorScreen(Screen):
             self.query_one("#chart-custom", MetricChart).show(self.shown, [event.value], event.value)
 
     def update_samples(self) -> None:
+        self._samples_stale = False
         steps = self.samples.steps
         bar = self.query_one("#samples-bar", Static)
         body = self.query_one("#samples-body", Static)

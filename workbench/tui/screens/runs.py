@@ -78,11 +78,15 @@ class RunsScreen(Screen):
         table = self.query_one(DataTable)
         for col in COLUMNS:
             table.add_column(col, key=col)
-        self.refresh_runs()
-        self.set_interval(1.0, self.refresh_runs)
+        self.set_interval(1.0, self._tick)  # the first refresh comes from on_screen_resume (the first show)
 
     def on_screen_resume(self) -> None:
         self.refresh_runs()
+
+    def _tick(self) -> None:
+        if self.app.screen is self:  # not while a monitor or editor covers the list (is_current counts a covered
+            # screen as current): refreshing it would redraw the monitor too
+            self.refresh_runs()
 
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_runs(self) -> None:
