@@ -146,3 +146,53 @@ async def test_run_dir_deleted_while_watched(runs_dir, app_factory):
         await pilot.press("escape")
         await pilot.pause(0.5)
         assert "20260101-000000-gone" not in screen_text(app), "the runs list drops it"
+
+
+async def test_big_run_shows_an_overview_then_the_exact_history_then_opens_from_the_saved_view(
+        runs_dir, app_factory, monkeypatch, tmp_path):
+    """A metrics file bigger than OVERVIEW_BYTES: sampled overview first, exact fold in chunks, view saved; the
+    second open starts from the saved view and reads only what was appended since."""
+    import workbench.tui.screens.monitor as monitor_mod
+    from workbench.core.metrics import _view_file
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(monitor_mod, "OVERVIEW_BYTES", 64 * 1024)
+    monkeypatch.setattr(monitor_mod, "SAVE_VIEW_BYTES", 64 * 1024)
+    monkeypatch.setattr(monitor_mod, "CHUNK", 16 * 1024)
+    monkeypatch.setattr(monitor_mod, "CATCH_UP_S", 0.0)  # one chunk per poll: the overview stays up a while
+    d = make_run(runs_dir, "20260101-000000-big", state="completed", steps=4, max_steps=30_000)
+    with open(d / "metrics.jsonl", "a") as f:
+        for s in range(5, 30_001):
+            f.write(json.dumps({"step": s, "time": float(s), "loss": 40.0 if s == 12_345 else 1.0 / s,
+                                "reward": s / 30_000, "kl": 0.01}) + "\n")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_monitor(d)
+        seen_overview = False
+        for _ in range(400):
+            await pilot.pause(0.02)
+            screen = app.screen
+            if isinstance(screen, MonitorScreen) and screen.overview is not None:
+                seen_overview = True
+                assert screen.shown.step == 30_000  # the overview reads the file's end at once
+            if isinstance(screen, MonitorScreen) and screen._opened and screen.overview is None \
+                    and not screen.metrics_tail.behind:
+                break
+        assert seen_overview
+        xs, ys = screen.history.points("loss")
+        assert max(ys) == 40.0 and xs[ys.index(40.0)] == 12_345.0  # the exact fold keeps the spike
+        assert screen.history.step == 30_000 and len(xs) <= 2 * 1024
+        await pilot.press("q")
+    assert _view_file(d / "metrics.jsonl").exists()
+    with open(d / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 30_001, "time": 1.0, "loss": 0.5}) + "\n")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_monitor(d)
+        for _ in range(100):
+            await pilot.pause(0.02)
+            screen = app.screen
+            if isinstance(screen, MonitorScreen) and screen.history.step == 30_001:
+                break
+        assert screen.history.step == 30_001 and screen.overview is None  # from the saved view, no overview
+        assert max(screen.history.points("loss")[1]) == 40.0

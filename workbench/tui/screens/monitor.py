@@ -1,6 +1,6 @@
 """One run, live: progress and state, stage-appropriate charts, sampled completions by step, the log, the recipe.
 
-A 0.5 s timer starts a thread worker (never two at once) that reads what was appended to metrics.jsonl,
+A 0.4 s timer starts a thread worker (never two at once) that reads what was appended to metrics.jsonl,
 samples.jsonl and stdout.log and settles the status; the UI updates only the parts that got new data.
 Leaving the screen (or the app) never touches the run.
 
@@ -35,6 +35,8 @@ from workbench.tui.widgets.samples import FILTERS, SampleIndex, apply_filter, re
 
 LOG_LINES = 2000
 CHUNK = 2 * 1024 * 1024  # metrics bytes per read while catching up on a big file (bounds the memory it takes)
+POLL_EVERY = 0.4  # seconds between reads of the run dir (state line, log, samples)
+CHART_EVERY = 0.7  # seconds between chart redraws at most: every other poll while a run logs fast
 CATCH_UP_S = 0.25  # reading time per poll while catching up; then the UI gets a turn
 OVERVIEW_BYTES = 24 * 1024 * 1024  # more unread than this at open: draw a sampled overview first
 SAVE_VIEW_BYTES = 16 * 1024 * 1024  # a file at least this big gets its folded view saved for the next open
@@ -107,6 +109,8 @@ class MonitorScreen(Screen):
         self._metric_keys: list[str] = []
         self._state_text = ""
         self._samples_stale = False  # new samples arrived while their tab was hidden
+        self._charts_stale = False  # new metrics not drawn yet (hidden tab, or drawn less than CHART_EVERY ago)
+        self._charts_at = 0.0
         self._log_pending: deque[str] = deque(maxlen=LOG_LINES)  # log lines that arrived while their tab was hidden
 
     def compose(self) -> ComposeResult:
@@ -140,7 +144,7 @@ class MonitorScreen(Screen):
             self.query_one("#recipe-view", Static).update(Text(f"no recipe: {e.strerror or e}"))
         self.update_state_line()
         self.tick()
-        self.set_interval(0.5, self.tick)
+        self.set_interval(POLL_EVERY, self.tick)
 
     # -- polling ---------------------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -202,14 +206,18 @@ class MonitorScreen(Screen):
 
     def on_monitor_screen_polled(self, message: Polled) -> None:
         self._polling = False
+        active = self.query_one(TabbedContent).active
         if message.status is not None:
             self.status = message.status
         if message.metrics or message.status is not None:
             self.update_state_line()
-        if message.metrics:
-            self.update_charts()
+        now = time.monotonic()
+        if message.metrics or self._charts_stale:  # charts: at most about once a second, and only when seen
+            if active == "charts" and now - self._charts_at >= CHART_EVERY:
+                self.update_charts()
+            else:
+                self._charts_stale = True
         # Hidden tabs are brought up to date when shown: drawing them unseen costs the watched run's CPU.
-        active = self.query_one(TabbedContent).active
         if message.samples:
             if active == "samples":
                 self.update_samples()
@@ -226,7 +234,9 @@ class MonitorScreen(Screen):
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         active = self.query_one(TabbedContent).active
-        if active == "samples" and self._samples_stale:
+        if active == "charts" and self._charts_stale:
+            self.update_charts()
+        elif active == "samples" and self._samples_stale:
             self.update_samples()
         elif active == "log" and self._log_pending:
             self.query_one("#log-view", Log).write_lines(list(self._log_pending))
@@ -262,6 +272,7 @@ class MonitorScreen(Screen):
             self.query_one("#run-state", Static).update(text, layout=False)
 
     def update_charts(self) -> None:
+        self._charts_stale, self._charts_at = False, time.monotonic()
         h = self.shown
         for i, (title, keys) in enumerate(chart_specs(self.stage, h)):
             self.query_one(f"#chart-{i}", MetricChart).show(h, keys, title)
