@@ -15,21 +15,25 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core import launch as launch_mod
-from workbench.core import schema
+from typing import TYPE_CHECKING
+
 from workbench.core.atomic import read_json, write_json_atomic
-from workbench.core.models import parse_model_ref
 from workbench.core.problems import BadInput, Problem
-from workbench.core.recipe import Recipe
-from workbench.core.rewards import parse_reward_ref
-from workbench.core.stages import STAGES
 from workbench.core.rundir import FINAL_STATES, RunDir, boot_time, hostname, pid_alive
+
+if TYPE_CHECKING:  # launching needs these; listing and watching runs (the TUI's start) does not
+    from workbench.core.launch import LaunchPlan
+    from workbench.core.recipe import Recipe
 
 # Environment every trainer gets (recorded in launch.json as the env delta).
 
 
 def freeze(recipe: Recipe) -> Recipe:
     """A copy with every path made absolute, so the run dir's recipe means the same from any folder."""
+    from workbench.core.models import parse_model_ref
+    from workbench.core.recipe import Recipe
+    from workbench.core.rewards import parse_reward_ref
+
     frozen = Recipe.parse(recipe.dumps(), recipe.path)
     for key in ("model.path", "model.teacher", "model.reward_model"):
         model = recipe.get(key)
@@ -52,6 +56,9 @@ def freeze(recipe: Recipe) -> Recipe:
 
 def schema_defaults(recipe: Recipe) -> dict:
     """The stage's trl config fields (defaults for keys the recipe leaves unset); {} when unavailable."""
+    from workbench.core import schema
+    from workbench.core.stages import STAGES
+
     stage = STAGES.get(recipe.stage)
     try:
         return schema.stage_fields(stage.config_class) if stage and stage.config_class else {}
@@ -59,12 +66,14 @@ def schema_defaults(recipe: Recipe) -> dict:
         return {}
 
 
-def launch_plan(recipe: Recipe, run_dir: Path) -> launch_mod.LaunchPlan:
+def launch_plan(recipe: Recipe, run_dir: Path) -> LaunchPlan:
     """argv, env delta and config files of a frozen recipe (a seam the tests replace with a fake trainer)."""
+    from workbench.core import launch as launch_mod
+
     return launch_mod.plan(recipe, run_dir, schema_defaults(recipe) if launch_mod.uses_deepspeed(recipe) else {})
 
 
-def check_deepspeed(plan: launch_mod.LaunchPlan, where: str) -> None:
+def check_deepspeed(plan: LaunchPlan, where: str) -> None:
     """Validate a generated DeepSpeed JSON with DeepSpeed's own config class, in a child (deepspeed is heavy)."""
     text = plan.files.get("ds_config.json")
     if text is None:
