@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -134,7 +135,13 @@ def follow(rd, args, process=None, print_rows: bool = False) -> int:
                 last_line, last_print = line, now
             if st.get("state") not in ("queued", "running"):
                 break
-            time.sleep(0.25)
+            if process is not None:  # the runner we started exits right after writing the final state
+                try:
+                    process.wait(timeout=0.25)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                time.sleep(0.25)
     except KeyboardInterrupt:
         _out(f"\nstopped following; the run goes on. Re-attach: workbench tail {rd.id}{_runs_flag(args)}")
         return EXIT_OK

@@ -1,0 +1,95 @@
+"""GRPO with plain trl, the way a user writes it without workbench: the baseline of bench_training.
+
+    python benchmarks/plain_grpo.py --model MODEL_DIR --data arith-prompts.jsonl --out OUT_DIR --max-steps 80
+
+Same model, data, system prompt, reward functions and hyperparameters as recipes/grpo-tiny.toml (and the same
+TrainingArguments workbench adds on a CPU: report_to none, no tqdm, save_total_limit 3, fp32). Imports nothing
+from workbench. Prints trl's log dicts ({'loss': ...}) to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import torch
+from datasets import load_dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import GRPOConfig, GRPOTrainer
+
+SYSTEM_PROMPT = "Respond in the format <reasoning>...</reasoning><answer>...</answer>"
+FORMAT_RE = re.compile(r"^\s*<reasoning>.*?</reasoning>\s*<answer>.*?</answer>\s*$", re.DOTALL)
+ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def text_of(completion) -> str:
+    # chat prompts give chat completions: [{"role": "assistant", "content": ...}]
+    if isinstance(completion, list):
+        return completion[-1]["content"] if completion else ""
+    return str(completion)
+
+
+# trl names the metrics after the function (rewards/format/mean), as for workbench's built-in "format"
+def format(completions, **kwargs):
+    return [1.0 if FORMAT_RE.match(text_of(c)) else 0.0 for c in completions]
+
+
+def _same(given: str, expected: str) -> bool:
+    given, expected = given.strip(), expected.strip()
+    try:
+        return abs(float(given.replace(",", "")) - float(expected.replace(",", ""))) < 1e-6
+    except ValueError:
+        return given == expected
+
+
+def correctness(completions, answer, **kwargs):
+    out = []
+    for c, a in zip(completions, answer):
+        m = ANSWER_RE.search(text_of(c))
+        out.append(2.0 if m and _same(m.group(1), str(a)) else 0.0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--max-steps", type=int, default=30)
+    args = ap.parse_args()
+    out = Path(args.out)
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    dataset = load_dataset("json", data_files=args.data, split="train")
+    dataset = dataset.map(lambda row: {"prompt": [{"role": "system", "content": SYSTEM_PROMPT},
+                                                  {"role": "user", "content": row["prompt"]}]})
+    config = GRPOConfig(
+        output_dir=str(out / "checkpoints"),
+        seed=0,
+        num_generations=4,
+        per_device_train_batch_size=8,
+        temperature=0.9,
+        beta=0.04,
+        max_completion_length=32,
+        learning_rate=1e-4,
+        max_steps=args.max_steps,
+        logging_steps=1,
+        save_steps=15,
+        save_total_limit=3,
+        reward_weights=[1.0, 1.0],
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+    )
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    trainer = GRPOTrainer(model=model, reward_funcs=[format, correctness], args=config, train_dataset=dataset,
+                          processing_class=tokenizer)
+    trainer.train()
+    trainer.model.save_pretrained(out / "final")
+    tokenizer.save_pretrained(out / "final")
+
+
+if __name__ == "__main__":
+    main()
