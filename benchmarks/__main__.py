@@ -4,7 +4,8 @@
     python -m benchmarks startup bigrun  # some of them
     python -m benchmarks --quick         # fewer repetitions: a smoke check, not numbers to quote
 
-Exit status 1 when a budget is not met. The table also goes to benchmarks/results/latest.md (and .json).
+Exit status 1 when a budget is not met. A full run's table also goes to benchmarks/results/latest.md (and .json);
+a partial or --quick run's to .cache/bench/results/.
 """
 from __future__ import annotations
 
@@ -75,14 +76,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}" + ("; --quick" if args.quick else ""))
     text = head + "\n\n" + table(results) + "\n"
     print(text)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    name = "quick" if args.quick else "latest"
-    if args.groups and set(args.groups) != set(GROUPS):
-        name += "-" + "-".join(args.groups)
+    # A full run is the record (benchmarks/results/latest.*, committed, quoted in docs/performance.md); a partial
+    # or quick run goes to the scratch dir.
+    full = not args.quick and (not args.groups or set(args.groups) == set(GROUPS))
+    out = ROOT / "benchmarks" / "results" if full else work / "results"
+    name = "latest" if full else ("quick-" if args.quick else "") + "-".join(args.groups or GROUPS)
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(text, encoding="utf-8")
     (out / f"{name}.json").write_text(json.dumps({"machine": info, "results": [as_dict(r) for r in results]},
                                                   indent=1), encoding="utf-8")
+    print(f"(written to {out / name}.md)", file=sys.stderr)
     return 0 if all(r.ok is not False for r in results) else 1
 
 

@@ -101,21 +101,47 @@ def cmd_run(args) -> int:
     return follow(rd, args, launched.process)
 
 
+def _start_of_last_lines(path, n: int, block: int = 65536) -> int:
+    """Byte offset where the last n complete lines of a file begin (0 for a short file)."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            pos, found = end, 0
+            while pos > 0:
+                start = max(0, pos - block)
+                f.seek(start)
+                chunk = f.read(pos - start)
+                if pos == end and chunk.endswith(b"\n"):
+                    chunk = chunk[:-1]  # the final newline ends the last line; it does not start one
+                i = len(chunk)
+                while (i := chunk.rfind(b"\n", 0, i)) >= 0:
+                    found += 1
+                    if found == n:
+                        return start + i + 1
+                pos = start
+    except OSError:
+        pass
+    return 0
+
+
 def _runs_flag(args) -> str:
     return f" --runs-dir {args.runs_dir}" if args.runs_dir else ""
 
 
-def follow(rd, args, process=None, print_rows: bool = False) -> int:
-    """Show progress until the run ends. Ctrl-C (or SIGHUP) stops following, never the run."""
+def follow(rd, args, process=None, print_rows: bool = False, last_lines: int = 0) -> int:
+    """Show progress until the run ends. Ctrl-C (or SIGHUP) stops following, never the run.
+    With print_rows and last_lines > 0, rows are printed from the last ``last_lines`` lines of metrics.jsonl."""
     from workbench.core import supervisor
-    from workbench.core.metrics import JsonlTail, MetricsHistory
+    from workbench.core.metrics import READ_CHUNK, JsonlTail, MetricsHistory
 
     tail, hist = JsonlTail(rd.metrics_path), MetricsHistory()
+    if print_rows and last_lines > 0:
+        tail.offset = _start_of_last_lines(rd.metrics_path, last_lines)
     tty = sys.stdout.isatty()
     last_line, last_print = "", 0.0
     try:
         while True:
-            rows = tail.read_new()
+            rows = tail.read_new(max_bytes=READ_CHUNK)  # a big file: a chunk at a time, never all of it at once
             hist.add(rows)
             if print_rows:
                 for row in rows:
@@ -133,6 +159,8 @@ def follow(rd, args, process=None, print_rows: bool = False) -> int:
                 else:
                     _out(line)
                 last_line, last_print = line, now
+            if tail.behind:
+                continue
             if st.get("state") not in ("queued", "running"):
                 break
             if process is not None:  # the runner we started exits right after writing the final state
@@ -147,7 +175,8 @@ def follow(rd, args, process=None, print_rows: bool = False) -> int:
         return EXIT_OK
     if tty:
         _out()
-    hist.add(tail.read_new())
+    while rows := tail.read_new(max_bytes=READ_CHUNK):
+        hist.add(rows)
     return _final_report(rd, st)
 
 
@@ -216,7 +245,7 @@ def cmd_tail(args) -> int:
     from workbench.core import supervisor
 
     rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
-    return follow(rd, args, print_rows=True)
+    return follow(rd, args, print_rows=True, last_lines=args.lines)
 
 
 def cmd_ls(args) -> int:
@@ -245,7 +274,7 @@ def cmd_show(args) -> int:
     import json
 
     from workbench.core import supervisor
-    from workbench.core.metrics import JsonlTail
+    from workbench.core.samples import SampleIndex
 
     rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
     st = supervisor.status(rd)
@@ -267,10 +296,11 @@ def cmd_show(args) -> int:
         _out("latest    " + "  ".join(f"{k}={summary.fmt_num(v)}" for k, v in sorted(s["latest"].items())))
     if rd.final_model.is_dir():
         _out(f"final     {rd.final_model}  (use as model.path = \"run:{rd.id}\")")
-    samples = JsonlTail(rd.samples_path).read_new()
-    if samples:
-        last = max(r.get("step", 0) for r in samples)
-        batch = sorted((r for r in samples if r.get("step") == last), key=lambda r: -(r.get("reward") or 0))
+    index = SampleIndex(rd.samples_path)  # a big file: only its newest part is read
+    index.read_new(budget_s=0)
+    if index.steps:
+        last = index.steps[-1]
+        batch = sorted(index.rows(last), key=lambda r: -(r.get("reward") or 0))
         _out(f"samples   step {last}, {len(batch)} completions (best first):")
         for r in batch[: args.samples]:
             rewards = " ".join(f"{k}={summary.fmt_num(v)}" for k, v in (r.get("rewards") or {}).items())
@@ -435,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--samples", type=int, default=4, help="how many completions to show")
     sp = add("tail", cmd_tail, "follow a run's metrics until it ends (Ctrl-C stops following, not the run)")
     sp.add_argument("run")
+    sp.add_argument("-n", "--lines", type=int, default=20, metavar="N",
+                    help="start from the last N lines of metrics.jsonl (0: from the beginning; default 20)")
     sp = add("stop", cmd_stop, "stop a run: checkpoint and end, then SIGTERM, then SIGKILL")
     sp.add_argument("run")
     sp.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a clean stop")

@@ -104,6 +104,27 @@ def test_tail_finished_run(runs_dir):
     assert out[-1].startswith(f"run {rd.id} completed after ")
 
 
+def test_tail_starts_from_the_last_lines(runs_dir):
+    rd = finished_run(runs_dir)
+    proc = wb("--runs-dir", str(runs_dir), "tail", "-n", "2", rd.id)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0].startswith("step 3: ") and out[1] == "-- train_end at step 3", out
+    proc = wb("--runs-dir", str(runs_dir), "tail", "-n", "0", rd.id)
+    assert proc.stdout.splitlines()[0] == "-- train_begin at step 0 (max_steps 3)"
+
+
+def test_show_reads_only_the_newest_samples_of_a_big_file(runs_dir):
+    rd = finished_run(runs_dir)
+    with open(rd.samples_path, "a") as f:  # ~6 MB of older steps before the newest one
+        for step in range(4, 20_004):
+            f.write(json.dumps({"step": step, "completion": "x" * 250, "reward": 0.0}) + "\n")
+        f.write(json.dumps({"step": 20_004, "completion": "<answer>newest</answer>", "reward": 3.0}) + "\n")
+    proc = wb("--runs-dir", str(runs_dir), "show", rd.id)
+    assert proc.returncode == 0, proc.stderr
+    assert "samples   step 20004, 1 completions" in proc.stdout and "newest" in proc.stdout
+
+
 def test_tail_failed_run_exits_1(runs_dir):
     rd = finished_run(runs_dir, "bad", state="failed", error="RuntimeError: boom")
     proc = wb("--runs-dir", str(runs_dir), "tail", rd.id)

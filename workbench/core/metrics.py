@@ -29,6 +29,7 @@ from pathlib import Path
 
 READ_CHUNK = 8 * 1024 * 1024
 VIEW_VERSION = 1
+MAX_VIEWS = 64  # saved views kept (the most recently saved); each is a few MB at most
 
 
 class JsonlTail:
@@ -427,9 +428,16 @@ def save_view(tail: JsonlTail, history: MetricsHistory) -> bool:
         out = _view_file(tail.path)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out, json.dumps(state, allow_nan=False), mode=0o600)
+        _prune_views(out.parent)
         return True
     except (OSError, ValueError):
         return False
+
+
+def _prune_views(folder: Path, keep: int = MAX_VIEWS) -> None:
+    views = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in views[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def load_view(tail: JsonlTail) -> MetricsHistory | None:
