@@ -67,6 +67,7 @@ class RunsScreen(Screen):
     def __init__(self):
         super().__init__()
         self.rows: dict[str, RunRow] = {}
+        self._shown_once = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,14 +106,18 @@ class RunsScreen(Screen):
                 table.move_cursor(row=list(new).index(selected))
         else:
             for key, row in new.items():
-                if row.cells != self.rows[key].cells:
-                    for col, value in zip(COLUMNS, row.cells):
+                old = self.rows[key].cells
+                for col, value, before in zip(COLUMNS, row.cells, old):
+                    if value != before:  # only what changed (a live run's step and time)
                         table.update_cell(key, col, value)
+        was_empty = not self.rows
         self.rows = new
-        empty = self.query_one("#runs-empty", Static)
-        empty.update("" if new else f"No runs yet in {self.app.runs_dir}.\nPress n to create one from a stage "
-                                    "template, or ctrl+p for every command.")
-        empty.display = not new
+        if was_empty != (not new) or not self._shown_once:  # the placeholder: a layout pass only when it flips
+            self._shown_once = True
+            empty = self.query_one("#runs-empty", Static)
+            empty.update("" if new else f"No runs yet in {self.app.runs_dir}.\nPress n to create one from a "
+                                        "stage template, or ctrl+p for every command.")
+            empty.display = not new
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def selected_id(self) -> str | None:
