@@ -1,6 +1,7 @@
 """The run monitor on fake run dirs: progress, stage-appropriate charts, samples by step and filter, log, recipe."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.tui.conftest import make_run
@@ -169,8 +170,8 @@ async def test_big_run_shows_an_overview_then_the_exact_history_then_opens_from_
     async with app.run_test(size=SIZE) as pilot:
         app.open_monitor(d)
         seen_overview = False
-        for _ in range(400):
-            await pilot.pause(0.02)
+        for _ in range(1000):  # not pilot.pause: it waits for an idle app, which a catching-up monitor is not
+            await asyncio.sleep(0.01)
             screen = app.screen
             if isinstance(screen, MonitorScreen) and screen.overview is not None:
                 seen_overview = True
@@ -189,8 +190,8 @@ async def test_big_run_shows_an_overview_then_the_exact_history_then_opens_from_
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         app.open_monitor(d)
-        for _ in range(100):
-            await pilot.pause(0.02)
+        for _ in range(500):
+            await asyncio.sleep(0.01)
             screen = app.screen
             if isinstance(screen, MonitorScreen) and screen.history.step == 30_001:
                 break
