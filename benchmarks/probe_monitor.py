@@ -73,8 +73,8 @@ async def main(runs: Path, run: Path, fresh: bool) -> dict:
         screen.action_tab("charts")
         while screen.overview is not None or screen.metrics_tail.behind:
             await asyncio.sleep(0.05)
-        await pilot.pause(0.2)
-        while not drawn():
+        chart = screen.query_one("#chart-1", MetricChart)
+        while not (chart._cache and chart._cache[0][0] == id(screen.history)):  # drawn from the exact history
             await asyncio.sleep(0.01)
         out["exact"] = time.perf_counter() - t0
         out["spike_exact"] = any(40.0 in ys for _, _, ys in drawn())

@@ -173,7 +173,8 @@ class MonitorScreen(Screen):
                 if not more or time.monotonic() > deadline:
                     break
             if not more and self.overview is not None:
-                self.overview, metrics = None, True  # caught up: the exact history takes over
+                self.overview, metrics = None, True  # caught up: the exact history takes over, drawn at once
+                self._charts_at = 0.0
             if not more and tail.offset >= SAVE_VIEW_BYTES and tail.offset - self._saved_at >= SAVE_VIEW_BYTES:
                 with self.history.lock:
                     save_view(tail, self.history)
