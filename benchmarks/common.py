@@ -85,25 +85,25 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def rss_mb(pid: int) -> float | None:
-    """Resident memory of a process now, in MB (from /proc)."""
+def _status_mb(pid: int, field: str) -> float | None:
+    """A memory field of /proc/PID/status (e.g. VmRSS, VmHWM) in MB; None when the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process now, in MB."""
+    return _status_mb(pid, "VmRSS")
 
 
 def peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    """Peak resident memory of a process so far, in MB."""
+    return _status_mb(pid, "VmHWM")
 
 
 def cpu_seconds(pid: int) -> float | None:

@@ -124,6 +124,20 @@ def _start_of_last_lines(path, n: int, block: int = 65536) -> int:
     return 0
 
 
+def _emit(text: str, output: str | None, overwrite: bool) -> int:
+    """Generated text to a file (atomically; an existing one only with overwrite) or to stdout."""
+    if not output:
+        sys.stdout.write(text)
+        return EXIT_OK
+    from workbench.core.atomic import write_text_atomic
+
+    if Path(output).exists() and not overwrite:
+        raise BadInput(Problem(output, "", "already exists", "pass --force to overwrite, or another name"))
+    write_text_atomic(output, text)
+    _out(f"wrote {output}")
+    return EXIT_OK
+
+
 def _runs_flag(args) -> str:
     return f" --runs-dir {args.runs_dir}" if args.runs_dir else ""
 
@@ -365,14 +379,7 @@ def cmd_export(args) -> int:
         model = str(builtin_dir(ref.value)) if ref.kind == "builtin" else (
             str(runs_dir / ref.value / "final") if ref.kind == "run" else ref.value)
         text = launch.trl_config(frozen, model)
-    if args.output:
-        from workbench.core.atomic import write_text_atomic
-
-        write_text_atomic(args.output, text)
-        _out(f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return _emit(text, args.output, overwrite=True)
 
 
 def cmd_estimate(args) -> int:
@@ -414,16 +421,7 @@ def cmd_new(args) -> int:
         from workbench.core.templates import all_fields_comment
 
         text += all_fields_comment(args.stage)
-    if args.output:
-        from workbench.core.atomic import write_text_atomic
-
-        if Path(args.output).exists() and not args.force:
-            raise BadInput(Problem(args.output, "", "already exists", "pass --force to overwrite, or another name"))
-        write_text_atomic(args.output, text)
-        _out(f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return _emit(text, args.output, overwrite=args.force)
 
 
 def cmd_tui(args) -> int:

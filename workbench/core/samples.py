@@ -20,13 +20,23 @@ SCAN_CHUNK = 4 * 1024 * 1024
 TAIL_FIRST = 2 * 1024 * 1024  # a bigger file is indexed from this far before its end first
 
 
+def prefix_step(buf: bytes, pos: int = 0, end: int | None = None) -> int | None:
+    """The step of a line written the trainer's way (``{"step": N, ...``) that starts at buf[pos] and ends before
+    buf[end], read in place (no copy of the line); None for a line in another shape."""
+    end = len(buf) if end is None else end
+    if not buf.startswith(STEP_PREFIX, pos):
+        return None
+    start = i = pos + len(STEP_PREFIX)
+    while i < end and 48 <= buf[i] <= 57:  # ASCII digits
+        i += 1
+    return int(buf[start:i]) if i > start and i < end and buf[i] in b",}" else None
+
+
 def line_step(line: bytes) -> int | None:
-    if line.startswith(STEP_PREFIX):
-        end = len(STEP_PREFIX)
-        while end < len(line) and 48 <= line[end] <= 57:  # ASCII digits
-            end += 1
-        if end > len(STEP_PREFIX) and end < len(line) and line[end] in b",}":
-            return int(line[len(STEP_PREFIX):end])
+    """The step of one samples.jsonl line: the prefix when it has the trainer's shape, else the parsed row's."""
+    step = prefix_step(line)
+    if step is not None:
+        return step
     try:
         row = json.loads(line)
     except ValueError:
@@ -118,18 +128,12 @@ class SampleIndex:
     def _scan(self, start: int, data: bytes, last: str) -> tuple[bool, int]:
         """Index the complete lines of data (which starts at file offset start): (any found, bytes consumed).
         ``last`` names the attribute that remembers this stream's previous line, to grow contiguous ranges."""
-        got, pos, n, plen = False, 0, len(data), len(STEP_PREFIX)
+        got, pos, n = False, 0, len(data)
         while pos < n:
             nl = data.find(b"\n", pos)
             if nl < 0:
                 break
-            step = None
-            if data.startswith(STEP_PREFIX, pos):  # the trainer's rows: read the number in place
-                end = pos + plen
-                while end < nl and 48 <= data[end] <= 57:
-                    end += 1
-                if end > pos + plen and data[end:end + 1] in (b",", b"}"):
-                    step = int(data[pos + plen:end])
+            step = prefix_step(data, pos, nl)  # the trainer's rows: the number read in place
             if step is None and nl > pos:
                 step = line_step(data[pos:nl])
                 if step is None and data[pos:nl].strip():
