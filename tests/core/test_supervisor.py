@@ -162,9 +162,17 @@ def hand_run(runs_dir: Path, name: str = "hand", **status) -> RunDir:
 
 
 def test_settle_dead_runner_after_train_end_is_completed(runs_dir):
-    rd = hand_run(runs_dir)
+    rd = hand_run(runs_dir, outcome="completed", phase="done")
     rd.metrics_path.write_text('{"event": "train_begin", "step": 0}\n{"event": "train_end", "step": 3}\n')
     assert supervisor.status(rd)["state"] == "completed"
+
+
+def test_settle_train_end_without_the_trainers_outcome_is_killed(runs_dir):
+    """train_end is written before the final model is saved: without the trainer's outcome it died saving."""
+    rd = hand_run(runs_dir, phase="saving")
+    rd.metrics_path.write_text('{"event": "train_begin", "step": 0}\n{"event": "train_end", "step": 3}\n')
+    st = supervisor.status(rd)
+    assert st["state"] == "killed" and "disappeared" in st["error"]
 
 
 def test_settle_dead_runner_with_stop_request_is_stopped(runs_dir):
@@ -189,15 +197,18 @@ def test_no_settling_for_live_or_foreign_runs(runs_dir):
     assert supervisor.status(fresh)["state"] == "queued"  # the runner may not have started yet
     other = hand_run(runs_dir, "other", host="some-other-host")
     assert supervisor.status(other)["state"] == "running"  # cannot see another machine's processes
-    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "workbench.core.runner"])
+    live = hand_run(runs_dir, "live")
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "workbench.core.runner",
+                               str(live.path)])
     try:
-        live = hand_run(runs_dir, "live", runner_pid=runner.pid)
+        live.write_status(runner_pid=runner.pid)
         assert supervisor.status(live)["state"] == "running"  # its runner lives
     finally:
         runner.kill()
         runner.wait()
     assert supervisor.status(live)["state"] == "killed"  # and once it is gone, the run is settled
-    stopping = hand_run(runs_dir, "stopping", runner_pid=None)
+    stopping = hand_run(runs_dir, "stopping", runner_pid=None, runnerless=True)  # a Slurm job, heartbeat fresh
+    stopping.touch_heartbeat()
     supervisor.request_stop(stopping)
     assert supervisor.status(stopping)["display_state"] == "stopping"
 
@@ -219,7 +230,7 @@ def test_find_run(runs_dir, tmp_path):
     b = hand_run(runs_dir, "beta", state="failed", created=2000.0)
     (runs_dir / "not-a-run").mkdir()  # no status.json: ignored
     (runs_dir / "stray.txt").write_text("x")
-    assert [rd.id for rd, _ in supervisor.list_runs(runs_dir)] == sorted([a.id, b.id])
+    assert [rd.id for rd, _ in supervisor.list_runs(runs_dir)] == sorted([a.id, b.id], reverse=True)  # newest first
     assert supervisor.find_run(runs_dir, a.id).path == a.path
     assert supervisor.find_run(runs_dir, "last").path == b.path
     assert supervisor.find_run(runs_dir, "beta").path == b.path  # unique part of the name
@@ -282,6 +293,6 @@ def test_resume_needs_a_checkpoint_and_a_finished_run(launch_fake, runs_dir):
     got.process.wait(timeout=20)
     proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "resume", got.run.id), capture_output=True,
                           text=True, timeout=60)
-    assert proc.returncode == 2 and "has no checkpoint to resume from" in proc.stderr
+    assert proc.returncode == 2 and "has no complete checkpoint to resume from" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert supervisor.status(got.run)["state"] == "failed", "nothing changed"

@@ -11,9 +11,8 @@
     stop.request    created to ask the trainer to checkpoint and stop
     checkpoints/    the trainer's output_dir;  final/  the final model (used by `run:RUN_ID`)
 
-Writers, one at a time: the launcher writes the first status (queued); the runner writes it before it starts
-the trainer and after the trainer exits; the trainer (rank 0) updates it in between; a reader that finds the
-process tree gone without a final state settles it (killed or lost).
+States and who may write them: workbench/core/lifecycle.py (the only writer of ``state``). Everyone else
+updates reported fields (pids, phase, outcome, error) with ``write_status``.
 """
 from __future__ import annotations
 
@@ -27,9 +26,10 @@ from pathlib import Path
 
 from workbench.core.atomic import read_json, write_json_atomic
 
-FINAL_STATES = ("completed", "failed", "stopped", "killed", "lost")
+FINAL_STATES = ("completed", "failed", "stopped", "killed", "lost")  # the meaning lives in core/lifecycle.py
 LIVE_STATES = ("queued", "running")
 HEARTBEAT_EVERY = 5.0
+UNSET = object()  # write_status(key=UNSET) removes the key
 
 
 class RunDir:
@@ -78,12 +78,23 @@ class RunDir:
         return read_json(self.status_path, default={}) or {}
 
     def write_status(self, **updates) -> dict:
-        # Read-modify-write under a lock: the launcher, the runner, the trainer and a settling reader may update
-        # at the same moment, and an unlocked update could undo another's (e.g. put 'running' back to 'queued').
+        """Update reported fields (phase, outcome, pids, ...). States are written only by workbench.core.lifecycle."""
+        return self.update_status(None, **updates)
+
+    def update_status(self, check=None, **updates) -> dict:
+        """Read-modify-write under a lock: the launcher, the runner, the trainer and a settling reader may update
+        at the same moment, and an unlocked update could undo another's (e.g. put 'running' back to 'queued').
+        ``check(current)`` may raise to refuse the update; a value of UNSET removes the key."""
         with open(self.path / ".status.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             status = self.read_status()
-            status.update(updates)
+            if check is not None:
+                check(status)
+            for k, v in updates.items():
+                if v is UNSET:
+                    status.pop(k, None)
+                else:
+                    status[k] = v
             write_json_atomic(self.status_path, status)
         return status
 

@@ -109,7 +109,8 @@ def fmt_num(v) -> str:
 
 
 def duration_of(status: dict) -> float | None:
-    start = status.get("started") or status.get("created")
+    """Seconds the run has run (or ran); None for a run never started (prepared: no clock)."""
+    start = status.get("started") or (status.get("created") if status.get("state") != "prepared" else None)
     if not start:
         return None
     return (status.get("ended") or time.time()) - start

@@ -2,7 +2,9 @@
 
 RunLogger     metrics.jsonl: one row per on_log ({"step", "time", "epoch", metrics...}, non-finite -> null) and
               lifecycle events (train_begin with max_steps, checkpoint, train_end); flushed per write.
-StopControl   a stop.request file or SIGTERM ends training after the current step, with a checkpoint.
+StopControl   a stop.request file or SIGTERM ends training after the current step, with a checkpoint; reports
+              the saving phase around every checkpoint.
+Heartbeat     for a run without a runner (Slurm), the trainer's rank 0 touches the heartbeat itself.
 SampleLogger  samples.jsonl: every completion of the latest generation batch at each log (GRPO/RLOO), with
               per-function rewards, the weighted total and the advantage.
 """
@@ -10,10 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
+
+from workbench.core.rundir import HEARTBEAT_EVERY, UNSET
 
 
 def _clean(v):
@@ -41,8 +46,12 @@ class JsonlWriter:
 
 
 class RunLogger(TrainerCallback):
-    def __init__(self, rd, is_main: bool, on_step=None):
-        self.out = JsonlWriter(rd.metrics_path, is_main)
+    """Metric rows come from global rank 0 only; lifecycle events also from a multi-node member's reporter
+    (``events``), so each machine's run directory tells how its own part went."""
+
+    def __init__(self, rd, is_main: bool, on_step=None, events: bool | None = None):
+        self.rows = is_main
+        self.out = JsonlWriter(rd.metrics_path, is_main or bool(events))
         self.on_step = on_step
 
     def on_train_begin(self, args, state, control, **kw):
@@ -50,6 +59,8 @@ class RunLogger(TrainerCallback):
                         "time": time.time()})
 
     def on_log(self, args, state, control, logs=None, **kw):
+        if not self.rows:
+            return
         row = {"step": state.global_step, "time": time.time(), "epoch": state.epoch}
         row.update(logs or {})
         self.out.write(row)
@@ -71,8 +82,12 @@ class StopRequested(Exception):
 
 
 class StopControl(TrainerCallback):
-    def __init__(self, rd):
+    """Also reports the ``saving`` phase: the Trainer saves right after on_step_end when should_save is set,
+    and a stop never escalates past a trainer that says it is saving (core/lifecycle.py)."""
+
+    def __init__(self, rd, report=None):
         self.rd = rd
+        self.report = report or (lambda **kw: None)
         self.signalled = False
         self.stopped = False
         self.raise_on_stop = False
@@ -89,7 +104,31 @@ class StopControl(TrainerCallback):
             control.should_save = True
             if self.raise_on_stop:
                 raise StopRequested()
+        if control.should_save:
+            self.report(phase="saving", saving_since=time.time())
         return control
+
+    def on_save(self, args, state, control, **kw):
+        self.report(phase="training", saving_since=UNSET)
+
+
+class Heartbeat:
+    """Touches the run's heartbeat from a daemon thread (for runs with no runner to do it, e.g. under Slurm)."""
+
+    def __init__(self, rd, every: float = HEARTBEAT_EVERY):
+        self.rd, self.every = rd, every
+        self._done = threading.Event()
+        rd.touch_heartbeat()
+        self._thread = threading.Thread(target=self._beat, name="workbench-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.every):
+            self.rd.touch_heartbeat()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.rd.touch_heartbeat()
 
 
 class SampleLogger(TrainerCallback):

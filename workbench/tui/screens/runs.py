@@ -5,7 +5,6 @@ read and a head/tail read of metrics.jsonl per run); rows are updated in place s
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +19,12 @@ from textual.widgets import DataTable, Footer, Header, Static
 from workbench.core import summary, supervisor
 from workbench.core.problems import BadInput
 from workbench.core.rundir import LIVE_STATES, RunDir
-from workbench.tui.screens.modals import ConfirmModal, MessageModal
+from workbench.tui.screens.modals import ConfirmModal
 
 COLUMNS = ("run", "state", "stage", "model", "step", "reward", "loss", "started", "time")
-STATE_STYLE = {"running": "bold green", "queued": "yellow", "stopping": "bold yellow", "completed": "cyan",
-               "failed": "bold red", "killed": "red", "lost": "red", "stopped": "magenta"}
+STATE_STYLE = {"running": "bold green", "queued": "yellow", "stopping": "bold yellow", "saving": "bold yellow",
+               "prepared": "blue", "completed": "cyan", "failed": "bold red", "killed": "red", "lost": "red",
+               "stopped": "magenta"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,6 @@ class RunsScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("c", "duplicate", "Duplicate"),
-        Binding("C", "compare", "Compare", show=False),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -156,12 +155,30 @@ class RunsScreen(Screen):
 
     def action_open(self) -> None:
         row = self.selected()
+        if row and row.state == "prepared" and not self._start(row):
+            return
         if row:
             self.app.open_monitor(row.path)
+
+    def _start(self, row: RunRow) -> bool:
+        """Start a prepared run (made by `workbench prepare`) under a runner, here."""
+        try:
+            launched = supervisor.start(RunDir(row.path))
+        except BadInput as e:
+            self.notify(e.problems[0].message + (f"\n{e.problems[0].hint}" if e.problems[0].hint else ""),
+                        severity="warning")
+            return False
+        self.app.launched.append(launched.process)  # reaped by the app's timer
+        self.notify(f"{row.path.name} started")
+        self.refresh_runs()
+        return True
 
     def action_stop(self) -> None:
         row = self.selected()
         if not row:
+            return
+        if row.state == "prepared":
+            self.notify(f"{row.path.name} was never started: enter or r starts it, d deletes it", severity="warning")
             return
         if row.state not in LIVE_STATES:
             self.notify(f"{row.path.name} is not running ({row.state})", severity="warning")
@@ -173,6 +190,9 @@ class RunsScreen(Screen):
     def action_resume(self) -> None:
         row = self.selected()
         if not row:
+            return
+        if row.state == "prepared":
+            self._start(row)
             return
         try:
             launched = supervisor.resume(RunDir(row.path))
@@ -193,10 +213,15 @@ class RunsScreen(Screen):
             return
 
         def confirmed(yes: bool | None) -> None:
-            if yes:
-                shutil.rmtree(row.path, ignore_errors=True)
-                self.notify(f"deleted {row.path.name}")
-                self.refresh_runs()
+            if not yes:
+                return
+            try:
+                supervisor.delete(RunDir(row.path))
+            except (BadInput, OSError) as e:
+                self.notify(e.problems[0].message if isinstance(e, BadInput) else str(e), severity="error")
+                return
+            self.notify(f"deleted {row.path.name}")
+            self.refresh_runs()
 
         self.app.push_screen(ConfirmModal(f"Delete run {row.path.name}?\nIts metrics, samples, checkpoints and final "
                                           "model are removed from disk.", yes="Delete", no="Keep", danger=True),
@@ -214,6 +239,3 @@ class RunsScreen(Screen):
             return
         self.app.edit_recipe(text, path=None)
 
-    def action_compare(self) -> None:
-        self.app.push_screen(MessageModal("Compare runs\n\nComparison arrives in a later version: overlaid "
-                                          "curves and side-by-side samples of the runs you mark."))

@@ -1,0 +1,314 @@
+"""The one owner of run states and their transitions. Light: no torch, no UI.
+
+Every ``state`` written to a run's status.json goes through ``transition`` (a test checks that no other module
+writes one). The other processes report *evidence* and this module decides:
+
+  the launcher    creates the run (prepared, or queued right before it starts the runner) and re-queues it
+                  for ``start`` (a prepared run) and ``resume`` (a stopped/failed/killed/lost one)
+  the runner      marks it running when it starts the trainer, and decides the final state from the exit
+                  code plus the trainer's evidence when the trainer exits (``runner_finished``)
+  the trainer     reports ``phase`` (loading, training, saving, done), ``outcome`` (completed, stopped,
+                  failed), ``error`` and lifecycle events in metrics.jsonl; it writes a state itself only for a
+                  run without a runner (Slurm: prepared -> running at its start)
+  any reader      settles a live state whose processes are gone (``status``), and a runner-less run by its
+                  trainer's outcome or by heartbeat age
+
+"Alive" is: the runner's pid, or any process of the run's process group, whose command line or environment
+names this run directory (so a reused pid never counts). A run with ``machine_rank > 0`` is a *member* of a
+multi-node run: it trains, writes its own lifecycle events and outcome, and ends with its own state; the
+rank-0 machine holds the metrics, samples and the final model.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from workbench.core.rundir import UNSET, RunDir, boot_time, hostname
+
+PREPARED, QUEUED, RUNNING = "prepared", "queued", "running"
+COMPLETED, FAILED, STOPPED, KILLED, LOST = "completed", "failed", "stopped", "killed", "lost"
+FINAL_STATES = (COMPLETED, FAILED, STOPPED, KILLED, LOST)
+LIVE_STATES = (QUEUED, RUNNING)
+RESUMABLE = (FAILED, STOPPED, KILLED, LOST)
+
+LAUNCHER, RUNNER, TRAINER, READER = "launcher", "runner", "trainer", "reader"
+
+# (from, to) -> who may write it. None = no status yet.
+TRANSITIONS: dict[tuple[str | None, str], frozenset[str]] = {
+    (None, PREPARED): frozenset({LAUNCHER}),
+    (None, QUEUED): frozenset({LAUNCHER}),
+    (PREPARED, QUEUED): frozenset({LAUNCHER}),  # workbench start
+    (PREPARED, RUNNING): frozenset({TRAINER}),  # a runner-less (sbatch) run begins
+    (QUEUED, RUNNING): frozenset({RUNNER}),
+    **{(QUEUED, s): frozenset({RUNNER, READER}) for s in FINAL_STATES},  # could not start / runner died early
+    **{(RUNNING, s): frozenset({RUNNER, READER}) for s in FINAL_STATES},
+    **{(s, QUEUED): frozenset({LAUNCHER}) for s in RESUMABLE},  # workbench resume
+    (LOST, KILLED): frozenset({READER}),
+}
+
+QUEUED_GRACE_S = 10.0  # a queued run whose runner never appears within this is settled
+RUNNERLESS_LOST_AFTER_S = 120.0  # a Slurm run whose heartbeat is this old (preempted, node lost) is settled
+SAVE_GRACE_S = 900.0  # a stop never escalates past a trainer that reports it is saving, for this long
+OOM_HINT = ("out of memory: lower per_device_train_batch_size or max length, use LoRA ([peft] method = \"lora\"), "
+            "or a higher DeepSpeed ZeRO stage")
+
+
+class TransitionRefused(Exception):
+    pass
+
+
+def transition(rd: RunDir, to: str, by: str, **fields) -> dict:
+    """Write state ``to`` (and fields) if the table allows ``by`` to take the run there from its current state.
+
+    Raises TransitionRefused otherwise (e.g. a runner late to mark 'running' after a reader settled 'killed').
+    """
+    def check(current: dict) -> None:
+        allowed = TRANSITIONS.get((current.get("state"), to), frozenset())
+        if by not in allowed:
+            raise TransitionRefused(f"{by} may not move run {rd.id} from {current.get('state')} to {to}")
+
+    return rd.update_status(check, state=to, **fields)
+
+
+def try_transition(rd: RunDir, to: str, by: str, **fields) -> dict | None:
+    try:
+        return transition(rd, to, by, **fields)
+    except TransitionRefused:
+        return None
+
+
+# -- liveness ---------------------------------------------------------------------------------------------------
+def _names_run(pid: int, run_path: str) -> bool:
+    """Whether a live, non-zombie process's command line or environment names this run directory."""
+    proc = Path(f"/proc/{pid}")
+    needles = {run_path.encode(), os.path.abspath(run_path).encode()}
+    try:
+        stat = (proc / "stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+        cmdline = (proc / "cmdline").read_bytes()
+        if any(n in cmdline for n in needles):
+            return True
+        environ = b"\0" + (proc / "environ").read_bytes() + b"\0"
+        return any(b"\0WORKBENCH_RUN_DIR=" + n + b"\0" in environ for n in needles)
+    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+        return False
+
+
+def _group_members(pgid: int) -> list[int]:
+    out = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            out.append(int(name))
+    return out
+
+
+def processes(rd: RunDir, st: dict | None = None) -> list[int]:
+    """The live processes of this run on this machine: the runner and every member of its process group."""
+    st = rd.read_status() if st is None else st
+    if st.get("host") not in (None, hostname()):
+        return []
+    path = str(rd.path)
+    pids = set()
+    for key in ("runner_pid", "trainer_pid"):
+        pid = st.get(key)
+        if pid and _names_run(int(pid), path):
+            pids.add(int(pid))
+    pgid = st.get("pgid")
+    if pgid:
+        pids.update(p for p in _group_members(int(pgid)) if _names_run(p, path))
+    return sorted(pids)
+
+
+def runner_alive(rd: RunDir, st: dict) -> bool:
+    pid = st.get("runner_pid")
+    return bool(pid) and _names_run(int(pid), str(rd.path))
+
+
+# -- evidence -> final state ------------------------------------------------------------------------------------
+def last_log_line(rd: RunDir) -> str:
+    try:
+        with open(rd.stdout_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def judge(rd: RunDir, st: dict, rc: int | None, terminated: bool = False) -> dict:
+    """The final state from the exit code (None: unknown, nobody waited) and the trainer's own evidence:
+    its reported outcome and the train_end event of the latest attempt."""
+    outcome = st.get("outcome")
+    ended = rd.has_event("train_end")
+    stop = rd.stop_requested() or terminated
+    out: dict = {"exit_code": rc}
+    if rc is not None and rc < 0:
+        name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
+        out["signal"] = name
+        if outcome in (COMPLETED, STOPPED) and ended:
+            out["state"] = outcome
+        elif stop:
+            out["state"] = STOPPED
+        else:
+            out["state"] = KILLED
+            out["error"] = f"killed by {name}" + (" (often the out-of-memory killer)" if name == "SIGKILL" else "")
+    elif outcome in (COMPLETED, STOPPED) and ended:
+        out["state"] = outcome
+        if rc:
+            out["note"] = f"exit code {rc} after training ended (abort at interpreter exit); results are complete"
+    elif outcome == FAILED:
+        out["state"] = FAILED
+        out["error"] = st.get("error") or last_log_line(rd) or f"exit code {rc}"
+    elif stop:
+        out["state"] = STOPPED
+    elif rc is None:
+        out["state"] = KILLED
+        out["error"] = "the run's processes disappeared without finishing (SIGKILL?)"
+    elif rc == 0:
+        out["state"] = FAILED
+        out["error"] = "the trainer exited without finishing training"
+    else:
+        out["state"] = FAILED
+        out["error"] = st.get("error") or last_log_line(rd) or f"exit code {rc}"
+    err = (out.get("error") or "").lower()
+    if "out of memory" in err or "outofmemory" in err:
+        out["hint"] = OOM_HINT
+    return out
+
+
+def runner_finished(rd: RunDir, rc: int, terminated: bool, started: float) -> dict:
+    """The runner's last word: the trainer exited with rc."""
+    end = judge(rd, rd.read_status(), rc, terminated)
+    now = time.time()
+    st = try_transition(rd, end.pop("state"), RUNNER, **end, ended=now, duration=round(now - started, 3))
+    return st or rd.read_status()
+
+
+# -- settling (any reader) --------------------------------------------------------------------------------------
+def status(rd: RunDir) -> dict:
+    """The run's status, settled, plus ``display_state`` (what a user should read: 'stopping', 'saving')."""
+    st = rd.read_status()
+    if st.get("state") in LIVE_STATES and not st.get("runnerless") and st.get("host") in (None, hostname()):
+        if not _live(rd, st):
+            st = settle(rd)
+    elif st.get("state") in (PREPARED, RUNNING) and st.get("runnerless"):
+        st = _settle_runnerless(rd, st)
+    st["display_state"] = display_state(rd, st)
+    return st
+
+
+def _live(rd: RunDir, st: dict) -> bool:
+    if st.get("state") == QUEUED and time.time() - float(st.get("queued_at") or st.get("created") or 0) \
+            < QUEUED_GRACE_S:
+        return True  # the launcher has not started the runner yet, or it is still starting
+    if runner_alive(rd, st):
+        return True
+    return bool(processes(rd, st))
+
+
+def settle(rd: RunDir) -> dict:
+    """A live run with no process left: decide its final state from the evidence it left."""
+    st = rd.read_status()
+    if st.get("state") not in LIVE_STATES or _live(rd, st):
+        return st
+    bt = boot_time()
+    rebooted = bt is not None and st.get("boot_time") is not None and bt > float(st["boot_time"]) + 1
+    if rebooted and not (st.get("outcome") and rd.has_event("train_end")):
+        hb = rd.heartbeat_age()
+        end = {"state": LOST, "error": "the machine restarted while the run was live"
+               + (f"; last heartbeat {hb:.0f} s ago" if hb is not None else "")}
+    else:
+        end = judge(rd, st, None)
+        if end["state"] != KILLED:
+            end.pop("exit_code", None)  # nobody saw the exit code; don't claim one
+    return try_transition(rd, end.pop("state"), READER, **end, ended=time.time()) or rd.read_status()
+
+
+def _settle_runnerless(rd: RunDir, st: dict) -> dict:
+    """A run started without a runner (sbatch): its trainer reports; a stale heartbeat means it is gone."""
+    if st.get("state") == RUNNING and st.get("phase") == "done" and st.get("outcome"):
+        end = judge(rd, st, st.get("exit_code"))
+        end.pop("exit_code", None)
+        return try_transition(rd, end.pop("state"), READER, **end, ended=time.time()) or rd.read_status()
+    hb = rd.heartbeat_age()
+    if st.get("state") == RUNNING and (hb is None or hb > RUNNERLESS_LOST_AFTER_S):
+        age = f"{hb:.0f} s" if hb is not None else "ever"
+        return try_transition(rd, LOST, READER, ended=time.time(),
+                              error=f"no heartbeat for {age}: the job was preempted, cancelled or its node lost "
+                                    "(resume it with `workbench resume`)") or rd.read_status()
+    return st
+
+
+def display_state(rd: RunDir, st: dict) -> str:
+    state = st.get("state") or "?"
+    if state == RUNNING:
+        if st.get("phase") == "saving":
+            return "saving"
+        if rd.stop_requested():
+            return "stopping"
+    return state
+
+
+def saving(st: dict) -> bool:
+    """The trainer says it is writing a checkpoint or the final model (escalation waits for it)."""
+    since = st.get("saving_since")
+    return st.get("phase") == "saving" and (since is None or time.time() - float(since) < SAVE_GRACE_S)
+
+
+# -- checkpoints ------------------------------------------------------------------------------------------------
+def checkpoint_complete(path: Path) -> bool:
+    """The Trainer writes trainer_state.json last: a folder without it (or with a torn one) is half written."""
+    import json
+
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "global_step" in state
+
+
+def resume_checkpoint(rd: RunDir) -> tuple[Path | None, list[Path]]:
+    """The highest complete checkpoint, and the half-written ones above it that were skipped."""
+    ckpts = [p for p in rd.checkpoints.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    skipped = []
+    for p in sorted(ckpts, key=lambda p: -int(p.name.split("-")[-1])):
+        if checkpoint_complete(p):
+            return p, skipped
+        skipped.append(p)
+    return None, skipped
+
+
+# -- members of a multi-node run --------------------------------------------------------------------------------
+def member_info(launch: dict) -> dict:
+    """Status fields of a machine in a multi-node run ([launch] num_machines > 1)."""
+    machines = int(launch.get("num_machines", 1) or 1)
+    if machines <= 1:
+        return {}
+    rank = int(launch.get("machine_rank", 0) or 0)
+    return {"machine_rank": rank, "num_machines": machines, "role": "main" if rank == 0 else "member",
+            "main_address": launch.get("main_address") or "127.0.0.1"}
+
+
+def fresh_attempt_fields() -> dict:
+    """Status keys of an attempt's end that a new attempt (start, resume) clears."""
+    return dict.fromkeys(("outcome", "error", "error_type", "hint", "signal", "note", "exit_code", "ended",
+                          "duration", "phase", "saving_since", "failed_at", "trainer_pid", "runner_pid"), UNSET)
+
+
+def queued_fields() -> dict:
+    return {"queued_at": time.time(), "host": hostname(), "boot_time": boot_time()}
