@@ -67,9 +67,53 @@ def test_prepared_run_started_by_hand_reports_its_own_state(runs_dir):
                                         "--set", "train.max_steps=2"), capture_output=True, text=True, timeout=60)
     assert prep.returncode == 0, prep.stderr
     rd = RunDir(prep.stdout.strip())
-    assert rd.read_status()["state"] == "queued"
+    assert rd.read_status()["state"] == "prepared"
     launch = json.loads(rd.launch_path.read_text())
     child = subprocess.run(launch["argv"], env={**os.environ, **launch["env"]}, capture_output=True, text=True,
                            timeout=300)
     assert child.returncode == 0, child.stdout[-2000:] + child.stderr[-2000:]
-    assert rd.read_status()["state"] == "completed"
+    st = rd.read_status()
+    assert st["state"] == "completed" and st["runnerless"], st
+    assert rd.heartbeat_age() is not None, "a runner-less trainer keeps its own heartbeat"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_machines_on_localhost_each_end_with_their_own_outcome(tmp_path):
+    """A 2-node torchrun run on one host: machine 0 and machine 1 are two `workbench run`s, each with its own
+    runs dir (as on two machines). Both must end completed; machine 0 holds the metrics and the final model."""
+    port = free_port()
+    machines = []
+    for rank in (0, 1):
+        runs = tmp_path / f"machine{rank}"
+        runs.mkdir()
+        args = ["--runs-dir", str(runs), "run", str(RECIPES / "sft-tiny.toml"), "--detach",
+                "--set", 'launch.backend="torchrun"', "--set", "launch.num_machines=2",
+                "--set", f"launch.machine_rank={rank}", "--set", 'launch.main_address="127.0.0.1"',
+                "--set", f"launch.main_port={port}", "--set", "train.max_steps=4", "--set", "train.save_steps=100",
+                "--set", "train.logging_steps=1"]
+        proc = subprocess.run(workbench_cmd(*args), capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        (path,) = [p for p in runs.iterdir() if p.is_dir()]
+        machines.append(RunDir(path))
+    from tests.core.fakes import wait_until
+    from workbench.core import supervisor
+
+    wait_until(lambda: all(supervisor.status(rd)["state"] not in ("queued", "running") for rd in machines),
+               timeout=300, what="both machines to finish")
+    main, member = machines
+    for rd in machines:
+        st = supervisor.status(rd)
+        assert st["state"] == "completed", (rd.id, st, rd.stdout_path.read_text()[-2000:])
+    assert member.read_status()["role"] == "member" and member.read_status()["machine_rank"] == 1
+    assert [r["step"] for r in rows(main.metrics_path) if "loss" in r] == [1, 2, 3, 4]
+    member_rows = rows(member.metrics_path)
+    assert not [r for r in member_rows if "loss" in r], "only the rank-0 machine writes metric rows"
+    assert {r.get("event") for r in member_rows} >= {"train_begin", "train_end"}
+    assert (main.final_model / "model.safetensors").is_file() and not member.final_model.exists()
