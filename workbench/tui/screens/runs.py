@@ -95,7 +95,7 @@ class RunsScreen(Screen):
 
     def on_runs_screen_refreshed(self, message: Refreshed) -> None:
         table = self.query_one(DataTable)
-        new = {r.path.name: r for r in reversed(message.rows)}  # newest first
+        new = {r.path.name: r for r in message.rows}  # newest first, as list_runs (and `ls`) order them
         if list(new) != list(self.rows):
             selected = self.selected_id()
             table.clear()
