@@ -1,5 +1,22 @@
-"""Batched sampling for the stages that generate data: best-of-K curation and offline distillation."""
+"""Batched sampling for the stages that generate data: best-of-K curation and offline distillation.
+
+Every model that generates or scores here runs on ``training_device``: the device the stage's trainer would
+train on, so a GPU machine does not sample on the CPU. ``sample`` and ``score_with_model`` put their inputs on
+the model's own device.
+"""
 from __future__ import annotations
+
+import os
+
+
+def training_device(train_kwargs: dict | None = None):
+    """The trainer's device choice: this process's GPU (LOCAL_RANK under torchrun) when CUDA is available and
+    the recipe does not ask for ``use_cpu``, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available() and not (train_kwargs or {}).get("use_cpu", False):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 def chat_prompt(tokenizer, prompt) -> str:

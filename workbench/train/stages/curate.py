@@ -23,17 +23,18 @@ class Curation:
 
         from workbench.train import rewards
         from workbench.train.callbacks import JsonlWriter
-        from workbench.train.generate import sample, score_with_model
+        from workbench.train.generate import sample, score_with_model, training_device
 
         ctx, g = self.ctx, self.ctx.recipe.section("generate")
         k, threshold, bs = g.get("k", 4), g.get("threshold", 0.0), g.get("batch_size", 16)
-        model = ctx.load_causal_lm()
+        device = training_device(ctx.train_kwargs)
+        model = ctx.load_causal_lm().to(device)
         funcs = rewards.load_all(ctx.recipe.get("rewards.funcs", []))
         weights = ctx.recipe.get("rewards.weights") or [1.0] * len(funcs)
         rm = None
         if ctx.recipe.get("model.reward_model"):
             rm = AutoModelForSequenceClassification.from_pretrained(ctx.resolve("model.reward_model"), num_labels=1,
-                                                                    **ctx.model_kwargs())
+                                                                    **ctx.model_kwargs()).to(device)
         ds = ctx.dataset
         extra = [c for c in ds.column_names if c != "prompt"]
         metrics, samples = ctx.logger.out, JsonlWriter(ctx.rd.samples_path, ctx.is_main)

@@ -20,10 +20,11 @@ def build_distill_offline(ctx):
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from workbench.train.generate import sample
+    from workbench.train.generate import sample, training_device
 
     g = ctx.recipe.section("generate")
     teacher = AutoModelForCausalLM.from_pretrained(ctx.resolve("model.teacher"), **ctx.model_kwargs())
+    teacher.to(training_device(ctx.train_kwargs))
     prompts = list(ctx.dataset["prompt"])
     answers = sample(teacher, ctx.tokenizer, prompts, k=1, max_new_tokens=g.get("max_new_tokens", 48),
                      temperature=g.get("temperature", 0.0), batch_size=g.get("batch_size", 16))

@@ -6,13 +6,15 @@ def build_reward(ctx):
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
+    from workbench.train.adapters import SEQ_CLS, peft_config
+
     args = RewardConfig(**ctx.train_kwargs)
     model = AutoModelForSequenceClassification.from_pretrained(ctx.model_path, num_labels=1, **ctx.model_kwargs())
     if model.config.pad_token_id is None:
         model.config.pad_token_id = ctx.tokenizer.pad_token_id
     report_long_pairs(ctx, args.max_length)
     return RewardTrainer(model=model, args=args, train_dataset=ctx.dataset, processing_class=ctx.tokenizer,
-                         peft_config=ctx.peft_config, callbacks=ctx.callbacks)
+                         peft_config=peft_config(ctx.recipe, SEQ_CLS), callbacks=ctx.callbacks)
 
 
 def report_long_pairs(ctx, max_length: int | None) -> None:
