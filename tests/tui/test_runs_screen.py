@@ -1,4 +1,4 @@
-"""The runs screen: lists runs from the runs dir, opens, deletes (not live ones), duplicates, compare placeholder."""
+"""The runs screen: lists runs from the runs dir, opens, deletes (not live ones), duplicates, starts prepared runs."""
 from __future__ import annotations
 
 from textual.widgets import DataTable
@@ -110,14 +110,28 @@ async def test_duplicate_opens_an_unsaved_editor_on_the_runs_recipe(runs_dir, ap
         assert "not saved yet" in screen_text(app)
 
 
-async def test_compare_is_a_placeholder(runs_dir, app_factory):
+async def test_prepared_run_starts_with_enter(runs_dir, app_factory, monkeypatch):
+    """A run made by `workbench prepare`: listed as prepared (no clock), `s` explains, enter starts it."""
+    import sys
+
+    from tests.core.fakes import FAKE, recipe_for, wait_until
+    from workbench.core import supervisor
+    from workbench.core.launch import LaunchPlan
+
+    monkeypatch.setattr(supervisor, "launch_plan", lambda recipe, run_dir: LaunchPlan(
+        [sys.executable, str(FAKE), "succeed", str(run_dir)], {"WORKBENCH_RUN_DIR": str(run_dir)}))
+    rd = supervisor.prepare(recipe_for("succeed"), runs_dir)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("C")
+        await wait_rows(pilot, 1)
+        assert "prepared" in screen_text(app)
+        await pilot.press("s")
         await pilot.pause(0.1)
-        assert "arrives in a later version" in screen_text(app)
-        await pilot.press("escape")
-        assert isinstance(app.screen, RunsScreen)
+        assert any("never started" in n for n in notices(app))
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, MonitorScreen)
+        wait_until(lambda: supervisor.status(rd)["state"] == "completed", timeout=20, what="the started run")
 
 
 async def test_new_run_picks_a_stage_and_opens_its_template(runs_dir, app_factory):

@@ -102,10 +102,10 @@ class StopControl(TrainerCallback):
             self.stopped = True
             control.should_training_stop = True
             control.should_save = True
-            if self.raise_on_stop:
-                raise StopRequested()
-        if control.should_save:
+        if control.should_save:  # before a raise: PPO saves its stop checkpoint while StopRequested unwinds
             self.report(phase="saving", saving_since=time.time())
+        if self.stopped and self.raise_on_stop:
+            raise StopRequested()
         return control
 
     def on_save(self, args, state, control, **kw):
