@@ -117,3 +117,13 @@ def test_export_shell_deepspeed_accelerate_trl():
     trl = subprocess.run(base + ["--to", "trl"], capture_output=True, text=True)
     assert "trl grpo --config" in trl.stdout and "num_generations: 4" in trl.stdout
     assert "model_name_or_path:" in trl.stdout and "arith-prompts.jsonl" in trl.stdout
+
+
+def test_shell_word_quotes_values_and_leaves_only_run_dir_to_the_shell():
+    ph = launch.run_dir_placeholder()
+    assert launch.shell_word(str(ph / "accelerate.yaml"), ph) == '"$RUN_DIR"/accelerate.yaml'
+    assert launch.shell_word(str(ph), ph) == '"$RUN_DIR"'
+    assert launch.shell_word("$RUN_DIR/x", ph) == "'$RUN_DIR/x'", "a recipe value is data, even if it looks like one"
+    assert launch.shell_word("it's $(x)") == "'it'\"'\"'s $(x)'"
+    with pytest.raises(ValueError):
+        launch.shell_command(launch.LaunchPlan(["python"], {"A=B; touch x; C": "1"}))

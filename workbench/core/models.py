@@ -6,6 +6,7 @@ No weights are loaded here. Built-in tiny models are built on first use by the t
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,26 @@ class ModelRef:
 
 def builtin_dir(name: str) -> Path:
     return cache_dir() / "models" / f"{name}-v{BUILTIN_VERSION}"
+
+
+# What RunDir.create makes: a name inside the runs directory, never a path (no "/", no "..", no leading dot).
+RUN_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def run_id_problem(run_id: str) -> str | None:
+    """Why ``run:RUN_ID`` cannot name a run directory inside the runs directory; None when it can."""
+    if RUN_ID_RE.fullmatch(run_id):
+        return None
+    return (f"run:{run_id} is not a run id: it must name a run directory inside the runs directory "
+            "(letters, digits, '_', '.', '-'; no '/', no '..')")
+
+
+def run_final(runs_dir: Path, run_id: str) -> Path:
+    """The final model folder of run ``run_id``; ValueError for an id that would reach outside ``runs_dir``."""
+    problem = run_id_problem(run_id)
+    if problem:
+        raise ValueError(problem)
+    return Path(runs_dir) / run_id / "final"
 
 
 def parse_model_ref(raw: str, resolve_path) -> ModelRef:

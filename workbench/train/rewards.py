@@ -1,7 +1,8 @@
 """Reward functions for GRPO-style stages, with trl's signature ``(completions, **kwargs) -> list[float]``.
 
-Built-ins follow the reasoning template ``<reasoning>...</reasoning><answer>...</answer>``. User functions are
-imported from the file a recipe names (the only way a recipe runs user code).
+Built-ins follow the reasoning template ``<reasoning>...</reasoning><answer>...</answer>``. User functions come
+from the file a recipe names, and only from the approved copy in the run directory's code/ folder: its bytes are
+checked against consent.json right before they run (workbench.core.trust), and exactly the checked bytes run.
 
 >>> format([[{"role": "assistant", "content": "<reasoning>2 plus 2</reasoning><answer>4</answer>"}]])
 [1.0]
@@ -13,8 +14,10 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import types
 from pathlib import Path
 
+from workbench.core import trust
 from workbench.core.rewards import RewardRef
 
 FORMAT_RE = re.compile(r"^\s*<reasoning>.*?</reasoning>\s*<answer>.*?</answer>\s*$", re.DOTALL)
@@ -56,14 +59,17 @@ BUILTINS = {"format": format, "correctness": correctness, "length": length}
 
 
 def load(ref: RewardRef):
+    """The reward function a reference names; a user file must be its run's approved copy (else ConsentError)."""
     if ref.builtin:
         return BUILTINS[ref.builtin]
     assert ref.file is not None and ref.function
+    source = trust.verified_code(ref.file)  # read once: what was checked is what runs
     module_name = f"workbench_user_rewards_{abs(hash(str(ref.file)))}"
-    spec = importlib.util.spec_from_file_location(module_name, ref.file)
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType(module_name)
+    module.__file__ = str(ref.file)
+    module.__spec__ = importlib.util.spec_from_file_location(module_name, ref.file)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    exec(compile(source, str(ref.file), "exec"), module.__dict__)  # noqa: S102 - approved user code
     return getattr(module, ref.function)
 
 

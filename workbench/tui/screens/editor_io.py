@@ -116,18 +116,18 @@ class EditorIO:
         from workbench.core import trust
 
         try:
-            pending = trust.unapproved(self.recipe)
-        except OSError:
-            pending = []
+            pending = trust.unapproved(self.recipe, self.app.runs_dir)
+        except (OSError, ValueError):
+            pending = []  # an unreadable file or a bad run: reference: validation reports it
         if pending:
             def answered(yes: bool | None) -> None:
                 if yes:
                     trust.approve(pending)
                     self.action_launch()
 
-            self.app.push_screen(ConfirmModal("This recipe runs Python code from these files. Run it?\n\n"
-                                              + trust.review_text(pending), yes="Run it", no="Cancel", danger=True),
-                                 answered)
+            self.app.push_screen(ConfirmModal("This recipe runs Python code: reward files, or the model's own code "
+                                              "(trust_remote_code). Run it?\n\n" + trust.review_text(pending),
+                                              yes="Run it", no="Cancel", danger=True), answered)
             return
         self.notify("validating before launch…")
         self._launch(self.recipe.dumps(), self.recipe.path)
