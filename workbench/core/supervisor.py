@@ -1,8 +1,11 @@
 """Launch, inspect and stop runs. Shared by the CLI and the TUI; no UI, no torch.
 
-launch: validate (by the caller) -> create the run dir -> freeze the recipe -> write launch.json -> start the
-runner (``python -m workbench.core.runner RUN_DIR``) in a new session, output to files, argv lists only.
-stop: stop.request (the trainer checkpoints and ends) -> SIGTERM to the process group -> SIGKILL, with timeouts.
+prepare: create the run dir -> freeze the recipe -> write launch.json (state prepared; nothing runs).
+launch / start / resume: queue the run and start the runner (``python -m workbench.core.runner RUN_DIR``) in a
+new session, output to files, argv lists only.
+stop: stop.request (the trainer checkpoints and ends) -> SIGTERM to the process group -> SIGKILL, with timeouts
+that never cut a checkpoint the trainer reports it is writing.
+States and their transitions belong to workbench.core.lifecycle; this module only asks for them.
 """
 from __future__ import annotations
 
@@ -17,9 +20,10 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from workbench.core import lifecycle
 from workbench.core.atomic import read_json, write_json_atomic
 from workbench.core.problems import BadInput, Problem
-from workbench.core.rundir import FINAL_STATES, RunDir, boot_time, hostname, pid_alive
+from workbench.core.rundir import FINAL_STATES, RunDir, boot_time, hostname
 
 if TYPE_CHECKING:  # launching needs these; listing and watching runs (the TUI's start) does not
     from workbench.core.launch import LaunchPlan
@@ -101,10 +105,10 @@ class Launched:
 
 
 def prepare(recipe: Recipe, runs_dir: Path) -> RunDir:
-    """A run directory ready to start (frozen recipe, launch.json, config files, status queued); nothing runs.
+    """A run directory ready to start (frozen recipe, launch.json, config files, status prepared); nothing runs.
 
-    Raises BadInput when the runs directory is unusable or DeepSpeed rejects the generated config; then no run
-    directory is left behind.
+    Raises BadInput when the runs directory is unusable, DeepSpeed rejects the generated config, or the recipe's
+    code (reward files, trust_remote_code models) is not approved as it is now; then no run directory is left behind.
     """
     try:
         rd = RunDir.create(runs_dir, recipe.name)
@@ -113,6 +117,9 @@ def prepare(recipe: Recipe, runs_dir: Path) -> RunDir:
                                "pass a writable --runs-dir (or set WORKBENCH_RUNS)"))
     try:
         frozen = freeze(recipe)
+        from workbench.core import trust
+
+        trust.seal(frozen, rd.path, runs_dir)  # approved code copied in, rewards.funcs name the copies
         plan = launch_plan(frozen, rd.path)
         check_deepspeed(plan, recipe.display_name)
         frozen.save(rd.recipe_path)
@@ -122,8 +129,9 @@ def prepare(recipe: Recipe, runs_dir: Path) -> RunDir:
             "argv": plan.argv, "env": plan.env, "cwd": os.getcwd(), "host": hostname(), "python": sys.executable,
             "recipe_source": str(recipe.path) if recipe.path else None, "files": sorted(plan.files),
         })
-        rd.write_status(state="queued", stage=frozen.stage, name=frozen.name, model=frozen.get("model.path"),
-                        created=time.time(), host=hostname(), boot_time=boot_time())
+        lifecycle.transition(rd, lifecycle.PREPARED, lifecycle.LAUNCHER, stage=frozen.stage, name=frozen.name,
+                             model=frozen.get("model.path"), created=time.time(), host=hostname(),
+                             **lifecycle.member_info(frozen.section("launch")))
     except BaseException as e:
         shutil.rmtree(rd.path, ignore_errors=True)  # nothing half-made is left behind
         if isinstance(e, OSError):
@@ -137,90 +145,83 @@ def launch(recipe: Recipe, runs_dir: Path) -> Launched:
     """Start a validated recipe as a detached run."""
     rd = prepare(recipe, runs_dir)
     try:
+        return _queue_and_start(rd)
+    except BadInput:
+        shutil.rmtree(rd.path, ignore_errors=True)
+        raise
+
+
+def _queue_and_start(rd: RunDir, **fields) -> Launched:
+    lifecycle.transition(rd, lifecycle.QUEUED, lifecycle.LAUNCHER, **lifecycle.queued_fields(), **fields)
+    try:
         proc = _start_runner(rd)
     except OSError as e:
-        shutil.rmtree(rd.path, ignore_errors=True)
-        raise BadInput(Problem(str(runs_dir), "", f"cannot start the run: {e.strerror or e}", "check the machine"))
+        lifecycle.try_transition(rd, lifecycle.FAILED, lifecycle.READER, ended=time.time(),
+                                 error=f"cannot start the run: {e.strerror or e}")
+        raise BadInput(Problem(str(rd.path), "", f"cannot start the run: {e.strerror or e}", "check the machine"))
     rd.write_status(runner_pid=proc.pid, pgid=proc.pid)
     return Launched(rd, proc)
 
 
+def start(rd: RunDir) -> Launched:
+    """Start a prepared run (made by ``prepare``) here, under a runner."""
+    st = status(rd)
+    if st.get("state") != lifecycle.PREPARED:
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} is {st.get('display_state')}, not prepared",
+                               "only a prepared run can be started; use `workbench resume` for a stopped one"))
+    from workbench.core import trust
+
+    trust.verify_run(rd.path)  # the approved code copies must be as they were when it was prepared
+    return _queue_and_start(rd, runnerless=lifecycle.UNSET)
+
+
 def latest_checkpoint(rd: RunDir) -> Path | None:
-    ckpts = [p for p in rd.checkpoints.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(ckpts, key=lambda p: int(p.name.split("-")[-1])) if ckpts else None
+    """The newest complete checkpoint (half-written ones are skipped)."""
+    return lifecycle.resume_checkpoint(rd)[0]
 
 
 def resume(rd: RunDir) -> Launched:
-    """Start a stopped/failed/killed run again in the same run directory, from its last checkpoint.
+    """Start a stopped/failed/killed/lost run again in the same run directory, from its last complete checkpoint.
 
     The trainer restores model, optimizer, scheduler and global step; it writes a ``resume`` event so readers
     drop the earlier attempt's rows past the checkpoint (charts show one line).
     """
     st = status(rd)
-    if st.get("state") not in FINAL_STATES:
-        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} is {st.get('state')}", "stop it before resuming"))
-    if st.get("state") == "completed":
+    state = st.get("state")
+    if state == lifecycle.COMPLETED:
         raise BadInput(Problem(str(rd.path), "", f"run {rd.id} already completed",
                                "raise train.max_steps in a new run, e.g. model.path = \"run:ID\""))
-    ckpt = latest_checkpoint(rd)
+    if state == lifecycle.PREPARED:
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} was never started", f"start it: workbench start {rd.id}"))
+    if state not in lifecycle.RESUMABLE:
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} is {st.get('display_state')}", "stop it before resuming"))
+    ckpt, skipped = lifecycle.resume_checkpoint(rd)
     if ckpt is None:
-        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} has no checkpoint to resume from",
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} has no complete checkpoint to resume from"
+                               + (f" ({len(skipped)} half-written skipped)" if skipped else ""),
                                "start it again with `workbench run` (set train.save_steps to checkpoint)"))
+    from workbench.core import trust
+
+    trust.verify_run(rd.path)  # the approved code copies and model code must be as they were at launch
     rd.stop_request_path.unlink(missing_ok=True)
-    attempt = int(st.get("attempt", 1)) + 1
-    for key in ("outcome", "error", "error_type", "hint", "signal", "note", "exit_code", "ended", "duration"):
-        st.pop(key, None)
-    st.pop("display_state", None)
-    st.update(state="queued", resume_from=str(ckpt), attempt=attempt, created=time.time(), host=hostname(),
-              boot_time=boot_time())
-    write_json_atomic(rd.status_path, st)
-    proc = _start_runner(rd)
-    rd.write_status(runner_pid=proc.pid, pgid=proc.pid)
-    return Launched(rd, proc)
+    notes = [f"skipped half-written {p.name} (no trainer_state.json)" for p in skipped]
+    return _queue_and_start(rd, **lifecycle.fresh_attempt_fields(), resume_from=str(ckpt),
+                            attempt=int(st.get("attempt", 1)) + 1, resume_notes=notes or lifecycle.UNSET,
+                            created=time.time(), display_state=lifecycle.UNSET)
 
 
 # -- status ----------------------------------------------------------------------------------------------------
 def status(rd: RunDir) -> dict:
-    """The run's status, settled: a live state whose process tree is gone becomes killed (or lost after a reboot).
-
-    Adds ``display_state``: 'stopping' while a requested stop is in progress.
-    """
-    st = rd.read_status()
-    state = st.get("state")
-    if state in ("queued", "running") and st.get("host") in (None, hostname()):
-        pid = st.get("runner_pid")
-        if pid and not pid_alive(pid) and not _just_started(st):
-            st = _settle(rd, st)
-    st["display_state"] = "stopping" if st.get("state") == "running" and rd.stop_requested() else st.get("state")
-    return st
-
-
-def _just_started(st: dict) -> bool:
-    return st.get("state") == "queued" and time.time() - float(st.get("created", 0)) < 2.0
-
-
-def _settle(rd: RunDir, st: dict) -> dict:
-    fresh = rd.read_status()  # the runner may have written the final state meanwhile
-    if fresh.get("state") in FINAL_STATES:
-        return fresh
-    if rd.has_event("train_end"):
-        state, error = ("stopped" if rd.stop_requested() else "completed"), None
-    else:
-        bt, hb = boot_time(), rd.heartbeat_age()
-        rebooted = bt is not None and st.get("boot_time") is not None and bt > float(st["boot_time"]) + 1
-        state = "lost" if rebooted else ("stopped" if rd.stop_requested() else "killed")
-        error = ("the machine restarted while the run was live" if rebooted else
-                 None if state == "stopped" else "the process tree disappeared without finishing (SIGKILL?)")
-        if hb is not None and state == "lost":
-            error += f"; last heartbeat {hb:.0f} s ago"
-    return rd.write_status(state=state, error=error, ended=time.time())
+    """The run's status, settled (see lifecycle.status), with ``display_state``."""
+    return lifecycle.status(rd)
 
 
 def list_runs(runs_dir: Path) -> list[tuple[RunDir, dict]]:
+    """Every run in the runs directory, newest first."""
     if not runs_dir.is_dir():
         return []
     out = []
-    for p in sorted(runs_dir.iterdir()):
+    for p in sorted(runs_dir.iterdir(), reverse=True):
         rd = RunDir(p)
         if p.is_dir() and rd.exists():
             out.append((rd, status(rd)))
@@ -252,47 +253,77 @@ def request_stop(rd: RunDir) -> None:
 
 
 def stop(rd: RunDir, grace: float = 60.0, term_grace: float = 10.0, on_phase=None) -> dict:
-    """Ask the run to stop; escalate to SIGTERM, then SIGKILL of its process group. Returns the final status."""
+    """Ask the run to stop; escalate to SIGTERM, then SIGKILL of its process group. Returns the final status.
+
+    Escalation waits (up to lifecycle.SAVE_GRACE_S) while the trainer reports it is saving, so a stop never
+    destroys the checkpoint it asked for. A prepared run has nothing to stop.
+    """
     st = status(rd)
+    say = on_phase or (lambda msg: None)
+    if st.get("state") == lifecycle.PREPARED:
+        say(f"run {rd.id} was never started: start it (workbench start) or delete it")
+        return st
     if st.get("state") in FINAL_STATES:
         return st
-    say = on_phase or (lambda msg: None)
     request_stop(rd)
     say("stop requested: the trainer saves a checkpoint and ends")
-    if _wait_final(rd, grace):
+    if _wait_final(rd, grace, say):
         return status(rd)
-    if st.get("host") not in (None, hostname()):  # its pids mean other processes here: never signal them
-        say(f"no clean stop after {grace:.0f} s; the run lives on {st['host']}: run `workbench stop` there to "
-            "escalate")
-        return status(rd)
-    pgid = st.get("pgid") or st.get("runner_pid")
-    say(f"no clean stop after {grace:.0f} s: sending SIGTERM to process group {pgid}")
-    _killpg(pgid, signal.SIGTERM)
-    if _wait_final(rd, term_grace):
+    st = status(rd)
+    if st.get("host") not in (None, hostname()) or st.get("runnerless"):
+        # its pids mean other processes here (or a Slurm job): never signal them
+        say(f"no clean stop after {grace:.0f} s; the run lives on {st.get('host')}: run `workbench stop` there, "
+            "or cancel its job (scancel)")
+        return st
+    say(f"no clean stop after {grace:.0f} s: sending SIGTERM to the run's processes")
+    _signal_run(rd, st, signal.SIGTERM)
+    if _wait_final(rd, term_grace, say):
         return status(rd)
     say(f"still alive after {term_grace:.0f} s: sending SIGKILL")
-    _killpg(pgid, signal.SIGKILL)
-    if not _wait_final(rd, 5.0):
-        rd.write_status(state="stopped", error="stopped with SIGKILL", ended=time.time())
+    _signal_run(rd, status(rd), signal.SIGKILL)
+    _wait_final(rd, 5.0)
     return status(rd)
 
 
-def _wait_final(rd: RunDir, timeout: float) -> bool:
+def _wait_final(rd: RunDir, timeout: float, say=None) -> bool:
+    """Wait for a final state; the clock does not run while the trainer reports it is saving."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if status(rd).get("state") in FINAL_STATES:
+    told = False
+    while True:
+        st = status(rd)
+        if st.get("state") in FINAL_STATES:
             return True
+        if lifecycle.saving(st):
+            deadline = max(deadline, time.monotonic() + 1.0)
+            if say and not told:
+                say("the trainer is writing a checkpoint: waiting for it")
+                told = True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.2)
-    return status(rd).get("state") in FINAL_STATES
 
 
-def _killpg(pgid, sig) -> None:
-    if not pgid:
-        return
-    try:
-        os.killpg(int(pgid), sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _signal_run(rd: RunDir, st: dict, sig) -> None:
+    """Signal the run's process group, and any of its processes outside it (checked against pid reuse)."""
+    pgid = st.get("pgid")
+    if pgid and lifecycle.processes(rd, st):
+        try:
+            os.killpg(int(pgid), sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for pid in lifecycle.processes(rd, st):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def delete(rd: RunDir) -> None:
+    """Remove a run directory that has no live process (a prepared or finished run)."""
+    st = status(rd)
+    if st.get("state") in lifecycle.LIVE_STATES:
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} is {st.get('display_state')}", "stop it first"))
+    shutil.rmtree(rd.path)
 
 
 def launch_info(rd: RunDir) -> dict:

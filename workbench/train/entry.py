@@ -7,7 +7,6 @@ status.json (type and message) and printed in full to stdout.log, and the proces
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import time
@@ -15,9 +14,12 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.core.models import parse_model_ref
+from workbench.core import trust
+from workbench.core.models import parse_model_ref, run_final
 from workbench.core.recipe import Recipe
-from workbench.core.rundir import RunDir
+from workbench.core.rundir import UNSET, RunDir, boot_time, hostname
+from workbench.train.adapters import peft_config
+from workbench.train.finalize import save_final
 
 
 @dataclass
@@ -48,10 +50,14 @@ class Context:
         if self.logger is not None and self.logger.on_step:
             self.logger.on_step(step)
 
+    def trust_remote_code(self) -> bool:
+        """For a load about to happen: the model code must be what consent.json recorded (else ConsentError)."""
+        return trust.remote_code_allowed(self.recipe, self.rd.path)
+
     def model_kwargs(self) -> dict:
         import torch
 
-        kw = {"trust_remote_code": bool(self.recipe.get("model.trust_remote_code", False))}
+        kw = {"trust_remote_code": self.trust_remote_code()}
         dtype = self.recipe.get("model.dtype", "auto")
         if dtype != "auto":
             kw["dtype"] = getattr(torch, dtype)
@@ -76,7 +82,7 @@ def resolve_model(raw: str, rd: RunDir) -> str:
 
         return str(ensure_builtin(ref.value))
     if ref.kind == "run":
-        final = rd.path.parent / ref.value / "final"
+        final = run_final(rd.path.parent, ref.value)  # ValueError for an id reaching outside the runs dir
         if not final.is_dir():
             raise FileNotFoundError(f"run {ref.value} has no final model ({final})")
         return str(final)
@@ -101,52 +107,35 @@ def train_kwargs(recipe: Recipe, rd: RunDir) -> dict:
     return kw
 
 
-def peft_config(recipe: Recipe, task_type: str = "CAUSAL_LM"):
-    if recipe.get("peft.method", "full") != "lora":
-        return None
-    from peft import LoraConfig
-
-    p = recipe.section("peft")
-    return LoraConfig(r=p.get("r", 8), lora_alpha=p.get("alpha", 16), lora_dropout=p.get("dropout", 0.0),
-                      target_modules=p.get("target_modules", "all-linear"), task_type=task_type)
-
-
-def save_final(trainer, ctx: Context) -> None:
-    """The final model, merged if LoRA, so `run:RUN_ID` loads as a plain model in the next stage."""
-    model = trainer.model
-    model = getattr(model, "policy", model)  # PPO wraps policy and value model together
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    tmp = ctx.rd.final_model.with_name("final.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    ctx.tokenizer.save_pretrained(tmp)
-    if ctx.rd.final_model.exists():  # from an earlier (stopped) attempt of a resumed run
-        shutil.rmtree(ctx.rd.final_model)
-    os.replace(tmp, ctx.rd.final_model)
-
-
 def main(run_dir: str) -> int:
     rd = RunDir(run_dir)
-    rank = int(os.environ.get("RANK", "0"))
-    is_main = rank == 0
-    status = rd.write_status if is_main else (lambda **kw: None)
     recipe = Recipe.load(rd.recipe_path)
+    runnerless = not rd.read_status().get("runner_pid")  # started without the runner (sbatch)
+    # Global rank 0 writes metrics and samples. The status (phase, outcome) is written by one process per run
+    # directory: with a runner every machine has its own run dir, so each machine's local rank 0 reports (a
+    # member of a multi-node run ends with its own honest outcome); a runner-less run shares one dir.
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    reporter = is_main if runnerless else int(os.environ.get("LOCAL_RANK", "0")) == 0
+    status = rd.write_status if reporter else (lambda **kw: None)
 
-    from workbench.train.callbacks import RunLogger, StopControl, StopRequested
+    from workbench.core import lifecycle
+    from workbench.train.callbacks import Heartbeat, RunLogger, StopControl, StopRequested
 
-    stop, logger = StopControl(rd), RunLogger(rd, is_main)
-    in_loop = False
+    stop = StopControl(rd, report=status)
+    logger = RunLogger(rd, is_main, events=reporter)
+    phase = "loading"
 
     def on_term(signum, frame):
-        stop.signalled = True  # graceful: checkpoint and end after this step
-        if not in_loop:
+        stop.signalled = True  # graceful: checkpoint and end after this step; never cut a save short
+        if phase == "loading":
             raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
-    own_state = is_main and not rd.read_status().get("runner_pid")  # started without the runner (sbatch)
-    if own_state:
-        status(state="running", started=time.time())
+    heartbeat = None
+    if runnerless and reporter:
+        lifecycle.try_transition(rd, lifecycle.RUNNING, lifecycle.TRAINER, runnerless=True, started=time.time(),
+                                 host=hostname(), boot_time=boot_time())
+        heartbeat = Heartbeat(rd)  # nobody else touches it: readers settle a stale one (preempted job)
     status(trainer_pid=os.getpid(), phase="loading")
     try:
         import torch
@@ -162,8 +151,7 @@ def main(run_dir: str) -> int:
 
             deepspeed.init_distributed()
         ctx = Context(recipe, rd, is_main, resolve_model(recipe.get("model.path"), rd))
-        ctx.tokenizer = AutoTokenizer.from_pretrained(
-            ctx.model_path, trust_remote_code=bool(recipe.get("model.trust_remote_code", False)))
+        ctx.tokenizer = AutoTokenizer.from_pretrained(ctx.model_path, trust_remote_code=ctx.trust_remote_code())
         ctx.dataset = data.load(recipe)
         ctx.train_kwargs = train_kwargs(recipe, rd)
         ctx.peft_config = peft_config(recipe)
@@ -171,7 +159,7 @@ def main(run_dir: str) -> int:
         ctx.callbacks = [ctx.logger, stop]
         trainer = BUILDERS[recipe.stage](ctx)
         status(phase="training", device="cuda" if torch.cuda.is_available() else "cpu")
-        in_loop = True
+        phase = "training"
         resume_from = rd.read_status().get("resume_from")
         if resume_from:
             step = int(Path(resume_from).name.split("-")[-1])
@@ -179,29 +167,35 @@ def main(run_dir: str) -> int:
             trainer.train(resume_from_checkpoint=resume_from)
         else:
             trainer.train()
-        in_loop = False
-        if is_main and getattr(trainer, "model", None) is not None:
-            status(phase="saving")
-            save_final(trainer, ctx)
+        if getattr(trainer, "model", None) is not None:
+            phase = "saving"
+            status(phase="saving", saving_since=time.time())
+            save_final(trainer, ctx)  # every rank: the trainer gathers ZeRO-3/FSDP shards for rank 0 to write
         _barrier()  # every rank waits for rank 0's save before tearing down
         outcome = "stopped" if stop.stopped else "completed"
-        status(outcome=outcome, phase="done", **({"state": outcome, "ended": time.time()} if own_state else {}))
+        steps = getattr(getattr(trainer, "state", None), "global_step", None)
+        if outcome == "completed" and steps == 0 and not resume_from:
+            raise RuntimeError("training ended after 0 steps: the dataset yielded no training rows (check [data] "
+                               "and the stage's columns, or max_length filtering)")
+        status(outcome=outcome, phase="done", saving_since=UNSET)
         return 0
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised as an exit code
         if (isinstance(e, SystemExit) and stop.signalled) or isinstance(e, StopRequested):
             if isinstance(e, StopRequested):  # the trainer's own on_train_end never ran
                 logger.out.write({"event": "train_end", "step": stop.last_step, "time": time.time()})
-            status(outcome="stopped", phase="done")
+            status(outcome="stopped", phase="done", saving_since=UNSET)
             return 0
         traceback.print_exc()
         sys.stdout.flush()
         message = str(e).strip().splitlines()
         status(outcome="failed", error=f"{type(e).__name__}: {message[-1] if message else ''}".strip(),
-               error_type=type(e).__name__, failed_at=time.time(),
-               **({"state": "failed", "ended": time.time()} if own_state else {}))
+               error_type=type(e).__name__, failed_at=time.time(), phase="done", saving_since=UNSET)
         return 1
     finally:
         _teardown_distributed()
+        if heartbeat is not None:
+            heartbeat.stop()
+            lifecycle.status(rd)  # settle the runner-less run from the outcome just reported
 
 
 def _barrier() -> None:
