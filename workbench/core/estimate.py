@@ -194,7 +194,7 @@ def recipe_shape(recipe, runs_dir: Path | None) -> ModelShape:
         return shape_from_config(models.builtin_config(ref.value))
     folder = None
     if ref.kind == "run" and runs_dir is not None:
-        folder = runs_dir / ref.value / "final"
+        folder = models.run_final(runs_dir, ref.value)  # ValueError (a clear message) outside the runs dir
     elif ref.kind == "local":
         folder = Path(ref.value)
     elif ref.kind == "hub":

@@ -212,7 +212,8 @@ srun --kill-on-bad-exit=1 bash -c {shlex.quote(node_command)} workbench-node "$P
 
 def trl_config(recipe: Recipe, model_path: str) -> str:
     """A config for the trl CLI (`trl <stage> --config FILE`): model, dataset and the [train] fields as-is."""
-    lines = [f"# trl CLI config exported by workbench from {recipe.display_name}",
+    source = " ".join(str(recipe.display_name).split())  # one comment line, whatever the path holds
+    lines = [f"# trl CLI config exported by workbench from {source}",
              f"# run with: trl {recipe.stage} --config THIS_FILE",
              "# not carried over: workbench reward functions, [data] system_prompt shaping, run directory, status."]
     body = {"model_name_or_path": model_path, "dataset_name": str(recipe.resolve_path(recipe.get("data.path", "")))

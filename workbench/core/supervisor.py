@@ -45,6 +45,9 @@ def freeze(recipe: Recipe) -> Recipe:
             ref = parse_model_ref(model, recipe.resolve_path)
             if ref.kind == "local":
                 frozen.set(key, ref.value)
+    hostfile = recipe.get("launch.hostfile")
+    if isinstance(hostfile, str) and hostfile and recipe.resolve_path(hostfile).exists():
+        frozen.set("launch.hostfile", str(recipe.resolve_path(hostfile)))  # the recipe's folder, not the cwd
     data = recipe.get("data.path")
     if isinstance(data, str) and recipe.resolve_path(data).exists():
         frozen.set("data.path", str(recipe.resolve_path(data)))
