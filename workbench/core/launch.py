@@ -203,7 +203,8 @@ set -euo pipefail
 : "${{{RUN_DIR_VAR}:?set {RUN_DIR_VAR} to a directory made by 'workbench prepare'}}"
 PYTHON={shlex.quote(sys.executable)}
 PYTHON=${{WORKBENCH_PYTHON:-$PYTHON}}  # another interpreter path on the nodes, if it differs
-MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+# sed reads every line: `| head -n 1` can die of SIGPIPE on a long node list, which pipefail turns into an exit
+MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 # Each node's bash expands its own $SLURM_NODEID.
 srun --kill-on-bad-exit=1 bash -c {shlex.quote(node_command)} workbench-node "$PYTHON" "$MASTER_ADDR" "${RUN_DIR_VAR}"
