@@ -1,16 +1,16 @@
 """Recipe validation: collect ALL problems (file, key, line, what is wrong, what to do) before anything starts.
 
 Checks, in order: format version, sections and keys (did-you-mean), types and ranges, [train] keys against the
-stage's trl config schema, cross-field rules that trl would only raise after minutes of loading (GRPO batch vs
-num_generations), the model reference, the dataset (exists, parses, has the stage's columns) and the reward
-functions (exist, right signature, their columns present).
+stage's trl config schema, the rules trl/transformers enforce when the trainer is built or takes its first steps
+(rules.py, rules_stages.py: eval without a dataset, precision, GRPO batch vs num_generations, DPO losses, PPO
+mini-batches, ...), the model reference, the dataset (exists, parses, has the stage's columns, every row usable,
+rows enough for a batch: rules_data.py) and the reward functions (exist, right signature, their columns present).
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from workbench.core import datafile, models, rewards, schema
+from workbench.core import datafile, models, rewards, rules, rules_data, rules_stages, schema
 from workbench.core.problems import BadInput, Problem, did_you_mean
 from workbench.core.recipe import FORMAT_VERSION, REQUIRED, SECTIONS, KeySpec, Recipe
 from workbench.core.stages import STAGES, match_format
@@ -19,29 +19,21 @@ from workbench.core.stages import STAGES, match_format
 MANAGED_TRAIN_KEYS = {
     "output_dir": "the workbench puts checkpoints in the run directory (runs/<id>/checkpoints)",
     "resume_from_checkpoint": "use `workbench resume RUN` instead",
+    "deepspeed": "set [launch] zero_stage (and offload_*): the workbench writes ds_config.json and starts the "
+                 "processes DeepSpeed needs",
 }
-# Range rules for common trl fields: key -> (minimum, exclusive?, message)
-TRAIN_RANGES = {
-    "learning_rate": (0.0, True),
-    "temperature": (0.0, True),
-    "num_generations": (2, False),
-    "per_device_train_batch_size": (1, False),
-    "gradient_accumulation_steps": (1, False),
-    "max_completion_length": (1, False),
-    "max_length": (1, False),
-    "logging_steps": (0, True),
-    "beta": (0.0, False),
-    "num_train_epochs": (0.0, True),
-    "warmup_ratio": (0.0, False),
-}
+# A list field that trl also takes as one string (DPOConfig turns loss_type "sigmoid" into ["sigmoid"]).
+LIST_OR_STRING = {("trl:DPOConfig", "loss_type")}
 
 
 class Checker:
-    def __init__(self, recipe: Recipe, runs_dir: Path | None, in_pipeline: bool = False):
+    def __init__(self, recipe: Recipe, runs_dir: Path | None, in_pipeline: bool = False, check_files: bool = True):
         self.r = recipe
         self.runs_dir = runs_dir
         self.in_pipeline = in_pipeline
+        self.check_files = check_files
         self.problems: list[Problem] = []
+        self.ctx: rules.RuleContext | None = None  # set by trainer_rules
 
     def add(self, key: str, message: str, hint: str = "", severity: str = "error") -> None:
         if key in self.r.overridden:
@@ -127,18 +119,15 @@ class Checker:
                 hint = did_you_mean(key, fields) or f"see `workbench new {stage.name} --all` for {cls}'s fields"
                 self.add(dotted, f"unknown key '{key}' for {cls} (stage {stage.name})", hint)
                 continue
-            if fields:
+            if fields and not (isinstance(value, str) and (stage.config_class, key) in LIST_OR_STRING):
                 expected = schema.check_value(value, fields[key])
                 if expected:
                     self.add(dotted, f"{value!r} should be {expected}",
                              f"default: {key} = {_toml_repr(fields[key].get('default'))}")
                     continue
-            rule = TRAIN_RANGES.get(key)
-            if rule and isinstance(value, (int, float)) and not isinstance(value, bool):
-                low, exclusive = rule
-                if math.isnan(value) or (value <= low if exclusive else value < low):
-                    op = ">" if exclusive else ">="
-                    self.add(dotted, f"{value} must be {op} {low:g}", f"set {key} {op} {low:g}")
+            out_of_range = rules.range_problem(stage.name, key, value)
+            if out_of_range:
+                self.add(dotted, *out_of_range)
 
     def launch(self) -> None:
         launch = self.r.section("launch")
@@ -165,40 +154,26 @@ class Checker:
             elif backend in ("torchrun", "accelerate") and not launch.get("main_address"):
                 self.add("launch.main_address", "several machines need the rank-0 machine's address",
                          'set main_address = "10.0.0.1" (and main_port), and machine_rank on each machine')
-            if launch.get("machine_rank", 0) >= machines:
-                self.add("launch.machine_rank", f"machine_rank must be below num_machines ({machines})",
-                         "ranks are 0 .. num_machines - 1")
+        rank = launch.get("machine_rank", 0)
+        if isinstance(rank, int) and not isinstance(rank, bool) and rank >= machines >= 1:
+            self.add("launch.machine_rank", f"machine_rank {rank} must be below num_machines ({machines})",
+                     "ranks are 0 .. num_machines - 1 (0 on a single machine)")
         if launch.get("hostfile") and not self.r.resolve_path(str(launch["hostfile"])).is_file():
             self.add("launch.hostfile", f"hostfile {launch['hostfile']} not found",
                      "lines of 'hostname slots=N', one per machine")
 
-    def grpo_batch(self) -> None:
-        if self.r.stage not in ("grpo",):
+    def trainer_rules(self) -> None:
+        """What the trl config and trainer would raise at start or in the first steps (rules*.py)."""
+        stage = STAGES.get(self.r.stage)
+        if stage is None:
             return
-        t = self.r.section("train")
-        fields = _safe_fields("trl:GRPOConfig")
-        default = lambda k, d: fields.get(k, {}).get("default", d) if fields else d  # noqa: E731
-        gens = t.get("num_generations", default("num_generations", 8))
-        bs = t.get("per_device_train_batch_size", default("per_device_train_batch_size", 8))
-        accum = t.get("gradient_accumulation_steps", default("gradient_accumulation_steps", 1))
-        nproc = self.r.get("launch.num_processes", 1)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (gens, bs, accum, nproc)):
-            return  # type problems are reported elsewhere
-        gen_batch = t.get("generation_batch_size")
-        spg = t.get("steps_per_generation")
-        if gen_batch is not None and spg is not None:
-            self.add("train.generation_batch_size", "generation_batch_size and steps_per_generation cannot both be "
-                     "set", "remove one of them")
-            return
-        if not isinstance(gen_batch, int):
-            gen_batch = bs * nproc * (spg if isinstance(spg, int) else accum)
-        key = "train.per_device_train_batch_size" if "per_device_train_batch_size" in t else "train.num_generations"
-        if gen_batch % gens:
-            fits = [n for n in range(2, gen_batch + 1) if gen_batch % n == 0]
-            self.add(key, f"the generation batch ({gen_batch} = per_device_train_batch_size {bs} x processes "
-                     f"{nproc} x steps per generation) is not divisible by num_generations ({gens})",
-                     f"per_device_train_batch_size counts completions, not prompts: make it a multiple of {gens}, "
-                     f"or use num_generations in {fits[:6]}")
+        self.ctx = rules.RuleContext(self.r, stage, _safe_fields(stage.config_class) if stage.config_class else {},
+                                     self.add, self.runs_dir, self.check_files)
+        if stage.config_class:
+            for rule in rules.TRAIN_RULES + rules_stages.STAGE_RULES:
+                rule(self.ctx)
+        else:
+            rules.launch_packages(self.ctx)
 
     # -- model, data, rewards ------------------------------------------------------------------------------
     def models(self) -> None:
@@ -288,10 +263,16 @@ class Checker:
                                              p.line, p.severity))
             return None
         columns = set(peek.columns)
-        if stage is not None and match_format(stage, columns) is None:
+        fmt = match_format(stage, columns) if stage is not None else None
+        if stage is not None and fmt is None:
             wanted = " or ".join("{" + ", ".join(f.columns) + "}" for f in stage.formats)
             self.add("data.path", f"{path.name} has columns {sorted(columns)}, but stage {stage.name} needs "
                      f"{wanted}", "use a dataset in that form (see assets/data/ for examples)")
+        elif fmt is not None and self.ctx is not None:
+            def add_data(message: str, hint: str, line: int | None, severity: str) -> None:
+                self.problems.append(Problem(str(path), "data.path", message, hint, line, severity))
+
+            rules_data.check_rows(self.ctx, path, fmt, add_data)
         return columns
 
     def rewards(self, columns: set[str] | None) -> None:
@@ -333,11 +314,11 @@ class Checker:
 
 def validate_recipe(recipe: Recipe, runs_dir: Path | None = None, check_files: bool = True,
                     in_pipeline: bool = False) -> list[Problem]:
-    c = Checker(recipe, runs_dir, in_pipeline)
+    c = Checker(recipe, runs_dir, in_pipeline, check_files)
     c.structure()
     c.train_keys()
     c.launch()
-    c.grpo_batch()
+    c.trainer_rules()
     if check_files:
         c.models()
         c.data()
