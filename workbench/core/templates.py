@@ -20,6 +20,8 @@ def all_fields_comment(stage: str) -> str:
     """Every field of the stage's trl config, commented out, with its default and help (needs the schema)."""
     from workbench.core import schema
 
+    if not STAGES[stage].config_class:  # best-of-k: no trl trainer, its keys live under [generate]
+        return f"\n# {stage} has no trl config class: its settings are the [generate] keys above.\n"
     fields = schema.stage_fields(STAGES[stage].config_class)
     lines = [f"\n# Every {STAGES[stage].config_class.split(':')[-1]} field (uncomment under [train] to set):"]
     for name, desc in sorted(fields.items()):

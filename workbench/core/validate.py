@@ -201,7 +201,11 @@ class Checker:
                          did_you_mean(ref.value, models.BUILTIN_MODELS) or
                          "built-ins: " + ", ".join(f"builtin:{n}" for n in models.BUILTIN_MODELS))
         elif ref.kind == "run":
-            self.run_model(key, ref.value)
+            why = models.run_id_problem(ref.value)
+            if why:  # a path would reach outside the runs directory
+                self.add(key, why, "name a run id from `workbench ls` (or run:previous in a pipeline)")
+            else:
+                self.run_model(key, ref.value)
         elif ref.kind == "local":
             for what, todo in models.folder_problems(Path(ref.value)):
                 self.add(key, what, todo)
