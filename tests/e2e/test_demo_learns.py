@@ -17,7 +17,7 @@ def test_demo_pipeline_learns(runs_dir):
     proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "pipeline", str(RECIPES / "demo")),
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    runs = {RunDir(p).read_status()["stage"]: RunDir(p) for p in runs_dir.iterdir()}
+    runs = {RunDir(p).read_status()["stage"]: RunDir(p) for p in runs_dir.iterdir() if RunDir(p).exists()}
     assert set(runs) == {"pretrain", "sft", "grpo"}
     logs = [json.loads(line) for line in runs["grpo"].metrics_path.read_text().splitlines()]
     logs = [r for r in logs if "rewards/correctness/mean" in r]

@@ -1,4 +1,5 @@
-"""The one owner of run states and their transitions. Light: no torch, no UI.
+"""The one owner of run states and their transitions, and of pipeline states (the last section). Light: no torch,
+no UI.
 
 Every ``state`` written to a run's status.json goes through ``transition`` (a test checks that no other module
 writes one). The other processes report *evidence* and this module decides:
@@ -17,6 +18,9 @@ writes one). The other processes report *evidence* and this module decides:
 names this run directory (so a reused pid never counts). A run with ``machine_rank > 0`` is a *member* of a
 multi-node run: it trains, writes its own lifecycle events and outcome, and ends with its own state; the
 rank-0 machine holds the metrics, samples and the final model.
+
+A pipeline (runs/pipelines/<id>/) has states of its own, written by its launcher, its pipeline runner and readers;
+see the pipeline section at the end. Its stages are ordinary runs and keep the run states above.
 """
 from __future__ import annotations
 
@@ -64,12 +68,16 @@ def transition(rd: RunDir, to: str, by: str, **fields) -> dict:
 
     Raises TransitionRefused otherwise (e.g. a runner late to mark 'running' after a reader settled 'killed').
     """
-    def check(current: dict) -> None:
-        allowed = TRANSITIONS.get((current.get("state"), to), frozenset())
-        if by not in allowed:
-            raise TransitionRefused(f"{by} may not move run {rd.id} from {current.get('state')} to {to}")
+    return _move(rd, TRANSITIONS, "run", to, by, fields)
 
-    return rd.update_status(check, state=to, **fields)
+
+def _move(d, table: dict, what: str, to: str, by: str, fields: dict) -> dict:
+    def check(current: dict) -> None:
+        allowed = table.get((current.get("state"), to), frozenset())
+        if by not in allowed:
+            raise TransitionRefused(f"{by} may not move {what} {d.id} from {current.get('state')} to {to}")
+
+    return d.update_status(check, state=to, **fields)
 
 
 def try_transition(rd: RunDir, to: str, by: str, **fields) -> dict | None:
@@ -174,6 +182,8 @@ def judge(rd: RunDir, st: dict, rc: int | None, terminated: bool = False) -> dic
     elif outcome == FAILED:
         out["state"] = FAILED
         out["error"] = st.get("error") or last_log_line(rd) or f"exit code {rc}"
+    elif outcome == STOPPED:  # a SIGTERM while loading: stopped before training began, so no train_end
+        out["state"] = STOPPED
     elif stop:
         out["state"] = STOPPED
     elif rc is None:
@@ -312,3 +322,104 @@ def fresh_attempt_fields() -> dict:
 
 def queued_fields() -> dict:
     return {"queued_at": time.time(), "host": hostname(), "boot_time": boot_time()}
+
+
+# == pipelines ==================================================================================================
+# A pipeline (runs/pipelines/<id>/, workbench.core.pipedir) is a supervised object with its own status.json. Its
+# stages' runs keep the run states above: the pipeline runner starts, resumes and asks them to stop through the
+# supervisor, and copies each run's final state into the stage's entry. Writers of a pipeline's state:
+#   the launcher         queued (`workbench pipeline DIR`), and again for a failed/stopped/killed/lost one
+#                        (`workbench pipeline-resume`); failed when the pipeline runner cannot be started
+#   the pipeline runner  running when it starts; the final state after the last stage: completed when every
+#                        stage's run completed, else the state the stage's run ended with (later stages are not
+#                        started), failed when a stage could not be started, stopped when asked before a stage
+#   any reader           settles a live pipeline whose runner is gone (``pipeline_status``): killed, lost after a
+#                        reboot, stopped when a stop was pending; the stage's run it was waiting on is left alone
+# Alive: the pipeline runner's pid, whose command line names the pipeline directory (a reused pid never counts).
+PIPELINE_RUNNER = "pipeline runner"
+PENDING = "pending"  # a stage entry whose run has not been started
+
+PIPELINE_TRANSITIONS: dict[tuple[str | None, str], frozenset[str]] = {
+    (None, QUEUED): frozenset({LAUNCHER}),
+    (QUEUED, RUNNING): frozenset({PIPELINE_RUNNER}),
+    **{(QUEUED, s): frozenset({LAUNCHER, PIPELINE_RUNNER, READER}) for s in FINAL_STATES},
+    **{(RUNNING, s): frozenset({PIPELINE_RUNNER, READER}) for s in FINAL_STATES},
+    **{(s, QUEUED): frozenset({LAUNCHER}) for s in RESUMABLE},  # workbench pipeline-resume
+}
+
+
+def pipeline_transition(pd, to: str, by: str, **fields) -> dict:
+    """Write pipeline state ``to`` if PIPELINE_TRANSITIONS allows ``by`` to; TransitionRefused otherwise."""
+    return _move(pd, PIPELINE_TRANSITIONS, "pipeline", to, by, fields)
+
+
+def try_pipeline_transition(pd, to: str, by: str, **fields) -> dict | None:
+    try:
+        return pipeline_transition(pd, to, by, **fields)
+    except TransitionRefused:
+        return None
+
+
+def record_stage(pd, step: int, **fields) -> dict:
+    """The pipeline runner's note about stage ``step`` (1-based): its run id, the run's state, earlier runs.
+    The stage becomes the pipeline's current one."""
+    def edit(status: dict) -> None:
+        entry = status["stages"][step - 1]
+        entry.update(fields)
+        status["stage"] = step
+        status["run"] = entry.get("run")
+
+    return pd.edit_status(edit)
+
+
+def pipeline_alive(pd, st: dict) -> bool:
+    pid = st.get("runner_pid")
+    return bool(pid) and _names_run(int(pid), str(pd.path))
+
+
+def pipeline_status(pd) -> dict:
+    """The pipeline's status, settled, plus ``display_state`` ('stopping' while a stop request is pending)."""
+    st = pd.read_status()
+    if st.get("state") in LIVE_STATES and st.get("host") in (None, hostname()) and not _pipeline_live(pd, st):
+        st = settle_pipeline(pd)
+    state = st.get("state") or "?"
+    st["display_state"] = "stopping" if state == RUNNING and pd.stop_requested() else state
+    return st
+
+
+def _pipeline_live(pd, st: dict) -> bool:
+    if st.get("state") == QUEUED and time.time() - float(st.get("queued_at") or st.get("created") or 0) \
+            < QUEUED_GRACE_S:
+        return True  # the launcher has not started the pipeline runner yet
+    return pipeline_alive(pd, st)
+
+
+def settle_pipeline(pd) -> dict:
+    """A live pipeline with no runner left. Its current stage's run is not touched: it may well go on."""
+    st = pd.read_status()
+    if st.get("state") not in LIVE_STATES or _pipeline_live(pd, st):
+        return st
+    bt = boot_time()
+    step, run = st.get("stage"), st.get("run")
+    where = f" at stage {step} (run {run}, which is not touched)" if run else ""
+    if bt is not None and st.get("boot_time") is not None and bt > float(st["boot_time"]) + 1:
+        end = {"state": LOST, "error": f"the machine restarted while the pipeline was live{where}"}
+    elif pd.stop_requested():
+        end = {"state": STOPPED}
+    else:
+        end = {"state": KILLED, "error": f"the pipeline process disappeared (SIGKILL?){where}; "
+                                         f"`workbench pipeline-resume {pd.id}` waits for it and goes on"}
+    return try_pipeline_transition(pd, end.pop("state"), READER, **end, ended=time.time()) or pd.read_status()
+
+
+def pipeline_finished(pd, state: str, started: float, error: str | None = None) -> dict:
+    """The pipeline runner's last word."""
+    now = time.time()
+    extra = {"error": error} if error else {}
+    st = try_pipeline_transition(pd, state, PIPELINE_RUNNER, ended=now, duration=round(now - started, 3), **extra)
+    return st or pd.read_status()
+
+
+def fresh_pipeline_fields() -> dict:
+    """Status keys of a pipeline attempt's end that pipeline-resume clears."""
+    return dict.fromkeys(("error", "ended", "duration", "runner_pid", "started", "display_state"), UNSET)

@@ -12,7 +12,8 @@
     checkpoints/    the trainer's output_dir;  final/  the final model (used by `run:RUN_ID`)
 
 States and who may write them: workbench/core/lifecycle.py (the only writer of ``state``). Everyone else
-updates reported fields (pids, phase, outcome, error) with ``write_status``.
+updates reported fields (pids, phase, outcome, error) with ``write_status``. ``StatusDir`` is what a run shares with
+a pipeline's directory (workbench/core/pipedir.py): the locked status.json, the heartbeat, the stop request.
 """
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ HEARTBEAT_EVERY = 5.0
 UNSET = object()  # write_status(key=UNSET) removes the key
 
 
-class RunDir:
+class StatusDir:
+    """A supervised object's directory: status.json updated under a lock, a heartbeat, a stop request.
+    A run (RunDir) and a pipeline (workbench.core.pipedir.PipelineDir) are each one."""
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
@@ -41,37 +45,29 @@ class RunDir:
         return self.path.name
 
     def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r})"
+        return f"{type(self).__name__}({str(self.path)!r})"
 
-    recipe_path = property(lambda self: self.path / "recipe.toml")
-    launch_path = property(lambda self: self.path / "launch.json")
     status_path = property(lambda self: self.path / "status.json")
-    metrics_path = property(lambda self: self.path / "metrics.jsonl")
-    samples_path = property(lambda self: self.path / "samples.jsonl")
-    stdout_path = property(lambda self: self.path / "stdout.log")
-    runner_log_path = property(lambda self: self.path / "runner.log")
     heartbeat_path = property(lambda self: self.path / "heartbeat")
     stop_request_path = property(lambda self: self.path / "stop.request")
-    checkpoints = property(lambda self: self.path / "checkpoints")
-    final_model = property(lambda self: self.path / "final")
 
     def exists(self) -> bool:
         return self.status_path.is_file()
 
     @classmethod
-    def create(cls, runs_dir: Path, name: str) -> "RunDir":
-        """A new, empty run directory (readable by the user only), with a unique id."""
-        runs_dir.mkdir(parents=True, exist_ok=True)
+    def create(cls, parent: Path, name: str):
+        """A new, empty directory in parent (readable by the user only), with a unique id: a time stamp and name."""
+        parent.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:40] or "run"
         for n in range(1, 1000):
-            path = runs_dir / (f"{stamp}-{slug}" + (f"-{n}" if n > 1 else ""))
+            path = parent / (f"{stamp}-{slug}" + (f"-{n}" if n > 1 else ""))
             try:
                 path.mkdir(mode=0o700)
             except FileExistsError:
                 continue
             return cls(path)
-        raise RuntimeError(f"could not create a run directory in {runs_dir}")
+        raise RuntimeError(f"could not create a directory in {parent}")
 
     # -- status ----------------------------------------------------------------------------------------------
     def read_status(self) -> dict:
@@ -85,9 +81,7 @@ class RunDir:
         """Read-modify-write under a lock: the launcher, the runner, the trainer and a settling reader may update
         at the same moment, and an unlocked update could undo another's (e.g. put 'running' back to 'queued').
         ``check(current)`` may raise to refuse the update; a value of UNSET removes the key."""
-        with open(self.path / ".status.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            status = self.read_status()
+        def apply(status: dict) -> None:
             if check is not None:
                 check(status)
             for k, v in updates.items():
@@ -95,6 +89,15 @@ class RunDir:
                     status.pop(k, None)
                 else:
                     status[k] = v
+
+        return self.edit_status(apply)
+
+    def edit_status(self, edit) -> dict:
+        """``edit(status)`` changes the status dict in place, under the lock; the result is written atomically."""
+        with open(self.path / ".status.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            status = self.read_status()
+            edit(status)
             write_json_atomic(self.status_path, status)
         return status
 
@@ -110,6 +113,19 @@ class RunDir:
 
     def stop_requested(self) -> bool:
         return self.stop_request_path.exists()
+
+
+class RunDir(StatusDir):
+    """One run's directory (the layout above)."""
+
+    recipe_path = property(lambda self: self.path / "recipe.toml")
+    launch_path = property(lambda self: self.path / "launch.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    samples_path = property(lambda self: self.path / "samples.jsonl")
+    stdout_path = property(lambda self: self.path / "stdout.log")
+    runner_log_path = property(lambda self: self.path / "runner.log")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    final_model = property(lambda self: self.path / "final")
 
     def has_event(self, event: str) -> bool:
         """Whether metrics.jsonl holds a lifecycle event (scans from the end; cheap for finished runs)."""

@@ -1,7 +1,9 @@
 """The home screen: every run in the runs directory, refreshed live, and the actions on a run.
 
-The table is refreshed once a second by a thread worker (supervisor.list_runs + summary.run_summary: a status
-read and a head/tail read of metrics.jsonl per run); rows are updated in place so the cursor stays put.
+The table is refreshed once a second by a thread worker (pipeline.listing + summary.run_summary: a status read
+and a head/tail read of metrics.jsonl per run); rows are updated in place so the cursor stays put. A pipeline is a
+row of its own (state, stage k/n) with its stage runs under it ("└ RUN"), grouped as `workbench ls` groups them;
+on a pipeline row, s stops the pipeline, r resumes it, enter opens its current stage's run.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from workbench.core import summary, supervisor
+from workbench.core import pipeline, summary, supervisor
+from workbench.core.pipedir import PipelineDir
 from workbench.core.problems import BadInput
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.tui.screens.modals import ConfirmModal
@@ -27,24 +30,56 @@ STATE_STYLE = {"running": "bold green", "queued": "yellow", "stopping": "bold ye
                "stopped": "magenta"}
 
 
+STAGE_PREFIX = "└ "  # a pipeline's stage run, under its pipeline's row
+
+
 @dataclass(frozen=True)
 class RunRow:
+    """A row of the table: a run, or a pipeline (``kind``; ``current`` is its current stage's run)."""
     path: Path
     state: str
     cells: tuple
+    kind: str = "run"
+    current: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return f"pipeline:{self.path.name}" if self.kind == "pipeline" else self.path.name
 
 
-def run_row(rd: RunDir, st: dict) -> RunRow:
+def _short(text: str, width: int = 28) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def run_row(rd: RunDir, st: dict, in_pipeline: bool = False) -> RunRow:
     s = summary.run_summary(rd.metrics_path)
     step = f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"])
     state = st.get("display_state") or "?"
-    model = str(st.get("model") or "?")
-    cells = (rd.id, Text(state, style=STATE_STYLE.get(state, "")), st.get("stage") or "?",
-             model if len(model) <= 28 else "…" + model[-27:], step,
+    cells = ((STAGE_PREFIX if in_pipeline else "") + rd.id, Text(state, style=STATE_STYLE.get(state, "")),
+             st.get("stage") or "?", _short(str(st.get("model") or "?")), step,
              summary.fmt_num(s["latest"].get("reward")), summary.fmt_num(s["latest"].get("loss")),
              summary.fmt_time(st.get("started") or st.get("created")),
              summary.fmt_duration(summary.duration_of(st)))
     return RunRow(rd.path, st.get("state") or "?", cells)
+
+
+def pipeline_row(pd: PipelineDir, st: dict) -> RunRow:
+    state = st.get("display_state") or "?"
+    current = pipeline.current_run(pd, st)
+    cells = (Text(pd.id, style="bold"), Text(state, style=STATE_STYLE.get(state, "")), "pipeline",
+             _short(str(st.get("name") or "?")), pipeline.stage_label(st), "", "",
+             summary.fmt_time(st.get("started") or st.get("created")), summary.fmt_duration(summary.duration_of(st)))
+    return RunRow(pd.path, st.get("state") or "?", cells, kind="pipeline", current=current.path if current else None)
+
+
+def table_rows(runs_dir: Path) -> list[RunRow]:
+    """Newest first: each pipeline's row followed by its stage runs' rows, and the runs of no pipeline."""
+    rows = []
+    for group in pipeline.listing(runs_dir):
+        if group.pipeline:
+            rows.append(pipeline_row(group.pipeline, group.status))
+        rows += [run_row(rd, st, in_pipeline=group.pipeline is not None) for rd, st in group.runs]
+    return rows
 
 
 class RunsScreen(Screen):
@@ -90,12 +125,11 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_runs(self) -> None:
-        rows = [run_row(rd, st) for rd, st in supervisor.list_runs(self.app.runs_dir)]
-        self.post_message(self.Refreshed(rows))
+        self.post_message(self.Refreshed(table_rows(self.app.runs_dir)))
 
     def on_runs_screen_refreshed(self, message: Refreshed) -> None:
         table = self.query_one(DataTable)
-        new = {r.path.name: r for r in message.rows}  # newest first, as list_runs (and `ls`) order them
+        new = {r.key: r for r in message.rows}  # newest first, grouped, as `ls` orders them
         if list(new) != list(self.rows):
             selected = self.selected_id()
             table.clear()
@@ -133,6 +167,9 @@ class RunsScreen(Screen):
         row = self.selected()
         if not row:
             return []
+        if row.kind == "pipeline":
+            return [(f"Stop pipeline {row.path.name}", self.action_stop, "its current stage checkpoints and ends"),
+                    (f"Resume pipeline {row.path.name}", self.action_resume, "continue from its current stage")]
         return [(f"Open {row.path.name}", self.action_open, "monitor the selected run"),
                 (f"Stop {row.path.name}", self.action_stop, "ask the selected run to checkpoint and stop"),
                 (f"Duplicate {row.path.name}", self.action_duplicate, "a new recipe from the selected run's recipe")]
@@ -155,6 +192,12 @@ class RunsScreen(Screen):
 
     def action_open(self) -> None:
         row = self.selected()
+        if row and row.kind == "pipeline":
+            if row.current:
+                self.app.open_monitor(row.current)
+            else:
+                self.notify(f"pipeline {row.path.name} has not started a stage yet", severity="warning")
+            return
         if row and row.state == "prepared" and not self._start(row):
             return
         if row:
@@ -165,8 +208,7 @@ class RunsScreen(Screen):
         try:
             launched = supervisor.start(RunDir(row.path))
         except BadInput as e:
-            self.notify(e.problems[0].message + (f"\n{e.problems[0].hint}" if e.problems[0].hint else ""),
-                        severity="warning")
+            self._warn(e)
             return False
         self.app.launched.append(launched.process)  # reaped by the app's timer
         self.notify(f"{row.path.name} started")
@@ -176,6 +218,9 @@ class RunsScreen(Screen):
     def action_stop(self) -> None:
         row = self.selected()
         if not row:
+            return
+        if row.kind == "pipeline":
+            self._stop_pipeline(row)
             return
         if row.state == "prepared":
             self.notify(f"{row.path.name} was never started: enter or r starts it, d deletes it", severity="warning")
@@ -191,14 +236,16 @@ class RunsScreen(Screen):
         row = self.selected()
         if not row:
             return
+        if row.kind == "pipeline":
+            self._resume_pipeline(row)
+            return
         if row.state == "prepared":
             self._start(row)
             return
         try:
             launched = supervisor.resume(RunDir(row.path))
         except BadInput as e:
-            self.notify(e.problems[0].message + (f"\n{e.problems[0].hint}" if e.problems[0].hint else ""),
-                        severity="warning")
+            self._warn(e)
             return
         self.app.launched.append(launched.process)  # reaped by the app's timer
         self.notify(f"{row.path.name} resumed from its last checkpoint")
@@ -206,7 +253,7 @@ class RunsScreen(Screen):
 
     def action_delete(self) -> None:
         row = self.selected()
-        if not row:
+        if not row or self._not_for_pipelines(row):
             return
         if row.state in LIVE_STATES:
             self.notify(f"{row.path.name} is {row.state}: stop it first (s)", severity="error")
@@ -229,7 +276,7 @@ class RunsScreen(Screen):
 
     def action_duplicate(self) -> None:
         row = self.selected()
-        if not row:
+        if not row or self._not_for_pipelines(row):
             return
         rd = RunDir(row.path)
         try:
@@ -239,3 +286,31 @@ class RunsScreen(Screen):
             return
         self.app.edit_recipe(text, path=None)
 
+    # -- pipeline rows ---------------------------------------------------------------------------------------
+    def _stop_pipeline(self, row: RunRow) -> None:
+        if row.state not in LIVE_STATES:
+            self.notify(f"pipeline {row.path.name} is not running ({row.state})", severity="warning")
+            return
+        pipeline.request_pipeline_stop(PipelineDir(row.path))
+        self.notify(f"stop requested for pipeline {row.path.name}: its current stage checkpoints and ends, later "
+                    "stages do not start")
+        self.refresh_runs()
+
+    def _resume_pipeline(self, row: RunRow) -> None:
+        try:
+            launched = pipeline.resume_pipeline(PipelineDir(row.path))
+        except BadInput as e:
+            self._warn(e)
+            return
+        self.app.launched.append(launched.process)  # reaped by the app's timer
+        self.notify(f"pipeline {row.path.name} resumed from its current stage")
+        self.refresh_runs()
+
+    def _not_for_pipelines(self, row: RunRow) -> bool:
+        if row.kind == "pipeline":
+            self.notify("that works on a run: select one of the pipeline's stage runs (└)", severity="warning")
+        return row.kind == "pipeline"
+
+    def _warn(self, e: BadInput) -> None:
+        problem = e.problems[0]
+        self.notify(problem.message + (f"\n{problem.hint}" if problem.hint else ""), severity="warning")
