@@ -5,7 +5,8 @@
 Started by ``supervisor.launch`` in its own session (so closing the terminal, the TUI or the SSH connection
 never reaches it). It starts the trainer argv from launch.json in the same process group, stdout/stderr to
 stdout.log, touches the heartbeat while the tree lives, and when the trainer exits hands the exit code to
-``lifecycle.runner_finished``, which decides the final state (the table in docs/design.md).
+``lifecycle.runner_finished``, which decides the final state (the table in docs/design.md). If the run directory
+disappears under a live trainer (deleted or moved), it kills the trainer's tree: nothing could record the run.
 """
 from __future__ import annotations
 
@@ -51,10 +52,35 @@ def main(run_dir: str) -> int:
                 rc = child.wait(timeout=HEARTBEAT_EVERY)
                 break
             except subprocess.TimeoutExpired:
-                rd.touch_heartbeat()
+                if not rd.status_path.exists():
+                    _end_deleted_run(child)
+                    return 1
+                _beat(rd)
+    if not rd.status_path.exists():
+        return 1  # deleted as the trainer ended: nothing to record to
     lifecycle.runner_finished(rd, rc, terminated, started)
-    rd.touch_heartbeat()
+    _beat(rd)
     return 0
+
+
+def _beat(rd: RunDir) -> None:
+    try:
+        rd.touch_heartbeat()
+    except OSError:
+        pass  # a full disk: the heartbeat is only a hint, and the exit code still has to be recorded
+
+
+def _end_deleted_run(child: subprocess.Popen) -> None:
+    """The run directory was deleted (or moved) under the live run: nothing can record it any more, so nothing of
+    it may go on training. SIGKILL to every other process of our group (the trainer and its workers)."""
+    me = os.getpid()
+    for pid in lifecycle._group_members(os.getpgid(0)):
+        if pid != me:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    child.wait()
 
 
 if __name__ == "__main__":
