@@ -2,6 +2,11 @@
 
 Environment overrides: WORKBENCH_RUNS (runs directory, default ./runs), WORKBENCH_CACHE (built-in models,
 trl schema cache; default $XDG_CACHE_HOME/workbench or ~/.cache/workbench).
+
+Shipped files (the stage recipes and the small datasets they use): in a source checkout (an editable install)
+they are the repository's top-level ``recipes/`` and ``assets/``; a wheel carries the same two folders as
+package data in ``workbench/_data/`` (setup.py maps them there). Both places keep recipes/ and assets/ side by
+side, so a shipped recipe's relative data path (``../assets/data/...``) resolves from either. The checkout wins.
 """
 from __future__ import annotations
 
@@ -9,10 +14,22 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# The source checkout (editable install): recipes/ and assets/ sit beside the package.
-PROJECT_DIR = PACKAGE_DIR.parent
-RECIPES_DIR = PROJECT_DIR / "recipes"
-ASSETS_DIR = PROJECT_DIR / "assets"
+
+
+def _shipped_root() -> Path:
+    """The folder that holds recipes/ and assets/: the source checkout, else the installed package data."""
+    checkout = PACKAGE_DIR.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "recipes").is_dir() and (checkout / "assets").is_dir():
+        return checkout
+    from importlib import resources  # 12 ms of imports: only where there is no checkout
+
+    # An installed wheel is always unpacked on disk (pip never installs zipped), so this is a real folder.
+    return Path(str(resources.files("workbench") / "_data"))
+
+
+SHIPPED_DIR = _shipped_root()
+RECIPES_DIR = SHIPPED_DIR / "recipes"
+ASSETS_DIR = SHIPPED_DIR / "assets"
 
 
 def runs_dir(override: str | os.PathLike | None = None) -> Path:

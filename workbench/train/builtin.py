@@ -116,3 +116,23 @@ def build_all() -> None:
         (tmp / "READY").write_text("1\n")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m workbench.train.builtin [NAME ...]``: build the built-in models now (all when no NAME is given)
+    into the workbench cache and print each folder; e.g. to prepare a machine before it goes offline."""
+    import sys
+
+    names = list(sys.argv[1:] if argv is None else argv) or list(BUILTIN_MODELS)
+    unknown = [n for n in names if n.removeprefix("builtin:") not in BUILTIN_MODELS]
+    if unknown:
+        print(f"unknown built-in model(s): {', '.join(unknown)}; built-ins: {', '.join(BUILTIN_MODELS)}",
+              file=sys.stderr)
+        return 2
+    for name in names:
+        print(ensure_builtin(name.removeprefix("builtin:")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
