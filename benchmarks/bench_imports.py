@@ -1,5 +1,6 @@
 """The import boundary: what the light side (TUI, light CLI commands) loads, and that it never loads the training
-stack (torch, transformers, trl, peft, datasets, deepspeed, accelerate).
+stack (torch, transformers, trl, peft, datasets, deepspeed, accelerate), nor matplotlib (only `workbench report`
+draws with it).
 
 Each entry point runs in its own child Python: the TUI (WorkbenchApp headless through App.run_test(): the runs
 screen with its rows, `n` -> stage picker -> the editor on a new grpo recipe until it has validated, then the
@@ -18,6 +19,8 @@ from pathlib import Path
 from benchmarks.bench_startup import bench_env
 from benchmarks.common import HEAVY, PY, ROOT, Context, Result
 from benchmarks.runfixtures import make_runs
+
+FORBIDDEN = (*HEAVY, "matplotlib")  # matplotlib: the report command's charts only
 
 # The child: entry import timed, scenario run, then sys.modules roots written as JSON to argv[1].
 CHILD_HEAD = """
@@ -132,7 +135,7 @@ def run(ctx: Context) -> list[Result]:
         stdlib = set(got["stdlib"])
         project = [m for m in new if m == "workbench"]
         third = [m for m in new if m not in stdlib and m != "workbench"]
-        heavy = sorted(m for m in new if m in HEAVY)
+        heavy = sorted(m for m in new if m in FORBIDDEN)
         timing = f"entry import {got['import_s'] * 1000:.0f} ms, whole scenario {got['total_s']:.2f} s"
         extra = f"; exit codes {got['codes']}" if any(got["codes"]) else ""
         extra += ("; " + "; ".join(got["notes"])) if got["notes"] else ""

@@ -9,6 +9,7 @@ and the one-time trl schema extraction run in separate processes).
   workbench pipeline FOLDER      run a folder of recipes in order (run:previous chains them)
   workbench estimate RECIPE | --params N --gpus G --zero Z [--offload optimizer|params]
   workbench export RECIPE --to shell|accelerate|deepspeed|sbatch|trl;  workbench prepare RECIPE
+  workbench report RUN [RUN ...] [-o DIR] [--embed]   an HTML page + PNG charts of runs, to send to a colleague
 
 Exit codes: 0 ok, 1 the run failed (or was stopped/killed), 2 bad input. Runs live in --runs-dir, $WORKBENCH_RUNS,
 or ./runs.
@@ -323,6 +324,23 @@ def cmd_show(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from workbench.core import supervisor
+    from workbench.core.report import write_report
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    rds = [supervisor.find_run(runs_dir, ref) for ref in args.runs]
+    if args.output:
+        out = Path(args.output)
+    elif len(rds) == 1:
+        out = rds[0].path / "report"
+    else:
+        raise BadInput(Problem("", "-o", "several runs need an output folder", "pass -o DIR"))
+    index = write_report(rds, out, embed=args.embed, force=args.force)
+    _out(f"wrote {index}" + ("" if args.embed else f" (charts in {index.parent / 'charts'})"))
+    return EXIT_OK
+
+
 def cmd_stop(args) -> int:
     from workbench.core import supervisor
 
@@ -461,6 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("show", cmd_show, "show a run's status, metrics and latest samples")
     sp.add_argument("run")
     sp.add_argument("--samples", type=int, default=4, help="how many completions to show")
+    sp = add("report", cmd_report, "write an HTML report (recipe, command, status, metrics charts, evals, best and "
+             "worst completions) of one run, or of several side by side; open DIR/index.html in a browser")
+    sp.add_argument("runs", nargs="+", metavar="RUN")
+    sp.add_argument("-o", "--output", metavar="DIR", help="folder to write (default for one run: RUN_DIR/report)")
+    sp.add_argument("--embed", action="store_true", help="put the charts into index.html (one file to send)")
+    sp.add_argument("--force", action="store_true", help="replace an index.html that is not a workbench report")
     sp = add("tail", cmd_tail, "follow a run's metrics until it ends (Ctrl-C stops following, not the run)")
     sp.add_argument("run")
     sp.add_argument("-n", "--lines", type=int, default=20, metavar="N",

@@ -78,6 +78,7 @@ class MonitorScreen(Screen):
         Binding("right_square_bracket", "step(1)", "Next step"),
         Binding("f", "filter", "Filter"),
         Binding("x", "show_command", "Command"),
+        Binding("R", "report", "Report"),
         Binding("L", "latest", "Latest", show=False),
         Binding("1", "tab('charts')", "Charts", show=False),
         Binding("2", "tab('samples')", "Samples", show=False),
@@ -371,7 +372,15 @@ class MonitorScreen(Screen):
     def palette_commands(self):
         return [("Stop this run", self.action_stop, "checkpoint and end (the trainer's own stop)"),
                 ("Stop this run now", self.action_force_stop, "request, then SIGTERM, then SIGKILL the process group"),
-                ("Duplicate this run's recipe", self._duplicate, "open the editor on a copy of this run's recipe")]
+                ("Duplicate this run's recipe", self._duplicate, "open the editor on a copy of this run's recipe"),
+                ("Write a report of this run", self.action_report,
+                 "an HTML page with charts, recipe, command and completions in RUN_DIR/report/")]
+
+    def action_report(self) -> None:
+        """RUN_DIR/report/index.html and its charts, written in a thread worker; the path is notified."""
+        from workbench.tui.reporting import write_report_in_background
+
+        write_report_in_background(self, [self.rd])
 
     def _duplicate(self) -> None:
         try:
