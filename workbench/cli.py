@@ -5,6 +5,7 @@ and the one-time trl schema extraction run in separate processes).
   workbench run RECIPE [--set section.key=value ...] [--detach]
   workbench validate RECIPE
   workbench ls | show RUN | tail RUN | stop RUN | resume RUN
+  workbench compare RUN RUN [RUN ...]   final values, evals and the recipe diff of runs side by side
   workbench new STAGE [-o FILE]
   workbench pipeline FOLDER      run a folder of recipes in order (run:previous chains them)
   workbench estimate RECIPE | --params N --gpus G --zero Z [--offload optimizer|params]
@@ -341,6 +342,20 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args) -> int:
+    from workbench.core import compare, supervisor
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    hint = "e.g. workbench compare RUN_A RUN_B (run ids from `workbench ls`)"
+    if len(args.runs) < 2:
+        raise BadInput(Problem("", "", f"compare needs two or more runs, got {len(args.runs)}", hint))
+    rds = {rd.path.resolve(): rd for rd in (supervisor.find_run(runs_dir, ref) for ref in args.runs)}
+    if len(rds) < 2:
+        raise BadInput(Problem("", "", "those name the same run twice: compare needs two different runs", hint))
+    _out(compare.format_text([compare.load_run(rd, supervisor.status(rd)) for rd in rds.values()]))
+    return EXIT_OK
+
+
 def cmd_stop(args) -> int:
     from workbench.core import supervisor
 
@@ -479,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("show", cmd_show, "show a run's status, metrics and latest samples")
     sp.add_argument("run")
     sp.add_argument("--samples", type=int, default=4, help="how many completions to show")
+    sp = add("compare", cmd_compare, "compare runs: the final value of every metric they share, their evals, and "
+             "the recipe keys that differ (the TUI charts them: space marks runs in the list, C compares)")
+    sp.add_argument("runs", nargs="*", metavar="RUN")
     sp = add("report", cmd_report, "write an HTML report (recipe, command, status, metrics charts, evals, best and "
              "worst completions) of one run, or of several side by side; open DIR/index.html in a browser")
     sp.add_argument("runs", nargs="+", metavar="RUN")

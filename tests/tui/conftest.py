@@ -11,11 +11,13 @@ from tests.conftest import RECIPES
 
 
 def make_run(runs_dir: Path, run_id: str, *, state: str = "completed", stage: str = "grpo", steps: int = 5,
-             max_steps: int = 10, samples: bool = True, host: str | None = None, log_lines: int = 3) -> Path:
-    """A run dir as the trainer leaves it: status.json, recipe.toml, metrics.jsonl, samples.jsonl, stdout.log."""
+             max_steps: int = 10, samples: bool = True, host: str | None = None, log_lines: int = 3,
+             now: float | None = None) -> Path:
+    """A run dir as the trainer leaves it: status.json, recipe.toml, metrics.jsonl, samples.jsonl, stdout.log.
+    ``now`` fixes the clock its times are written around (for snapshots); default: the real time."""
     d = runs_dir / run_id
     d.mkdir(parents=True)
-    now = time.time()
+    now = time.time() if now is None else now
     status = {"state": state, "stage": stage, "name": run_id, "model": "builtin:tiny-lm", "created": now - 60,
               "started": now - 59, "host": host or "elsewhere-host"}
     if state not in ("queued", "running"):

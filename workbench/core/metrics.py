@@ -362,7 +362,14 @@ def read_history(path: str | os.PathLike) -> MetricsHistory:
 def overview(path: str | os.PathLike, samples: int = 1024, edge: int = 128 * 1024) -> tuple[MetricsHistory, int]:
     """A quick approximate history of a big file: all rows of its first and last ``edge`` bytes and ``samples``
     rows at evenly spaced offsets between them. Returns it with the file size it saw."""
+    rows, size = overview_rows(path, samples, edge)
     h = MetricsHistory()
+    h.add(rows)
+    return h, size
+
+
+def overview_rows(path: str | os.PathLike, samples: int = 1024, edge: int = 128 * 1024) -> tuple[list[dict], int]:
+    """The rows ``overview`` folds (in step order), with the file size it saw."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(min(edge, size))
@@ -379,8 +386,7 @@ def overview(path: str | os.PathLike, samples: int = 1024, edge: int = 128 * 102
         f.seek(hi)
         rows += _complete(f.read(size - hi), first=hi == 0)
     rows.sort(key=lambda r: (_step_of(r) or 0.0, 0 if r.get("event") else 1))  # overlap of head/samples/tail
-    h.add(rows)
-    return h, size
+    return rows, size
 
 
 def _complete(data: bytes, first: bool) -> list[dict]:

@@ -90,6 +90,8 @@ class RunsScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("c", "duplicate", "Duplicate"),
+        Binding("space", "mark", "Mark"),
+        Binding("C", "compare", "Compare"),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -101,6 +103,7 @@ class RunsScreen(Screen):
     def __init__(self):
         super().__init__()
         self.rows: dict[str, RunRow] = {}
+        self.marked: list[str] = []  # row keys marked with space for a comparison (kept across refreshes)
         self._shown_once = False
 
     def compose(self) -> ComposeResult:
@@ -134,7 +137,7 @@ class RunsScreen(Screen):
             selected = self.selected_id()
             table.clear()
             for key, row in new.items():
-                table.add_row(*row.cells, key=key)
+                table.add_row(self._run_cell(key, row), *row.cells[1:], key=key)
             if selected in new:
                 table.move_cursor(row=list(new).index(selected))
         else:
@@ -145,6 +148,7 @@ class RunsScreen(Screen):
                         table.update_cell(key, col, value)
         was_empty = not self.rows
         self.rows = new
+        self.marked = [key for key in self.marked if key in new]  # a deleted run is no longer marked
         if was_empty != (not new) or not self._shown_once:  # the placeholder: a layout pass only when it flips
             self._shown_once = True
             empty = self.query_one("#runs-empty", Static)
@@ -171,6 +175,7 @@ class RunsScreen(Screen):
             return [(f"Stop pipeline {row.path.name}", self.action_stop, "its current stage checkpoints and ends"),
                     (f"Resume pipeline {row.path.name}", self.action_resume, "continue from its current stage")]
         return [(f"Open {row.path.name}", self.action_open, "monitor the selected run"),
+                ("Compare marked runs", self.action_compare, "charts, final values and recipe diff (space marks)"),
                 (f"Stop {row.path.name}", self.action_stop, "ask the selected run to checkpoint and stop"),
                 (f"Duplicate {row.path.name}", self.action_duplicate, "a new recipe from the selected run's recipe")]
 
@@ -285,6 +290,38 @@ class RunsScreen(Screen):
             self.notify(f"cannot read {rd.recipe_path}: {e.strerror or e}", severity="error")
             return
         self.app.edit_recipe(text, path=None)
+
+    # -- comparison --------------------------------------------------------------------------------------------
+    def _run_cell(self, key: str, row: RunRow):
+        """The first cell, with the mark of a run marked for comparison."""
+        if key not in self.marked:
+            return row.cells[0]
+        return Text("✓ ", style="bold green") + Text.assemble(row.cells[0])
+
+    def action_mark(self) -> None:
+        key = self.selected_id()
+        row = self.rows.get(key) if key else None
+        if row is None or self._not_for_pipelines(row):
+            return
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+        self.query_one(DataTable).update_cell(key, "run", self._run_cell(key, row), update_width=True)
+
+    def action_compare(self) -> None:
+        """The marked runs (two or more), or the marked one and the selected one, on the Compare screen."""
+        keys = [key for key in self.rows if key in self.marked]  # in the table's order
+        selected = self.selected()
+        if len(keys) < 2 and selected is not None and selected.kind == "run" and selected.key not in keys:
+            keys.append(selected.key)
+        if len(keys) < 2:
+            self.notify("mark two or more runs with space, then press C (or mark one and select another)",
+                        severity="warning")
+            return
+        from workbench.tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen([self.rows[key].path for key in keys]))
 
     # -- pipeline rows ---------------------------------------------------------------------------------------
     def _stop_pipeline(self, row: RunRow) -> None:

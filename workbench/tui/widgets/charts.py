@@ -1,11 +1,13 @@
-"""Metric charts: a small braille line-chart widget that draws series of a MetricsHistory at the screen's width.
+"""Metric charts: a small braille line-chart widget that draws series of a MetricsHistory at the screen's width
+(MetricChart), or one metric of several runs' histories, each run in its own colour (OverlayChart, for Compare).
 
 Why not plotext: drawing four plotext charts twice a second cost ~30 % of a core while watching a live run (its
 canvas and the ANSI round trip through rich dominate). This widget draws straight into a braille grid (2x4 dots
 per cell) and styled text, from at most ~2 points per column: the history keeps at most Series.CAP min/max
 buckets per key and ``downsample`` buckets them again to the plot's width (min and max per column), so a run with
 1,000,000 logged steps draws as fast as one with 100 and every spike stays visible. A chart recomputes only when
-its data or size changed; otherwise a repaint returns the text it drew last.
+its data or size changed; otherwise a repaint returns the text it drew last. With several series the title line
+carries a legend ("● name" per series in its colour), wrapped onto more lines when it is wider than the chart.
 """
 from __future__ import annotations
 
@@ -55,12 +57,63 @@ def _label(v: float) -> str:
 Runs = list[tuple[str, str | None]]  # one screen line: (text, style) pieces
 
 
-def draw(series: list[tuple[str, list[float], list[float]]], width: int, height: int, title: str) -> list[Runs]:
-    """The whole chart as lines of styled runs: a title line (with a legend for several series), y labels, the
-    braille plot, and an x-axis line with the first and last step."""
+def legend(title: str, labels: list[str], colors: list[str], width: int, max_lines: int) -> list[Runs]:
+    """The title, then one "● label" entry per series in its colour, wrapped onto as many lines as it takes (at
+    most max_lines; the entries that do not fit then are counted as "+N more"). No entry is cut or runs past the
+    width: a label too long for a whole line is shortened with "…"."""
+    rows: list[list[tuple[str, str]]] = [[]]  # per line: its entries as (label, colour); the title comes first
+    used = min(len(title), width)
+    for i, (label, color) in enumerate(zip(labels, colors)):
+        label = _fit(label, width - 2)
+        if used and used + 4 + len(label) > width:  # "  ● label"
+            if len(rows) == max_lines:
+                return _legend_lines(title, rows, width, more=len(labels) - i)
+            rows.append([])
+            used = 0
+        used += (2 if used else 0) + 2 + len(label)
+        rows[-1].append((label, color))
+    return _legend_lines(title, rows, width)
+
+
+def _legend_lines(title: str, rows: list[list[tuple[str, str]]], width: int, more: int = 0) -> list[Runs]:
+    def entries(i: int, row: list[tuple[str, str]]) -> Runs:
+        out: Runs = [(_fit(title, width), "bold")] if i == 0 and title else []
+        for label, color in row:
+            out += [(("  " if out else "") + "● ", color), (label, "dim")]
+        return out
+
+    lines = [entries(i, row) for i, row in enumerate(rows)]
+    if more:
+        last = rows[-1]
+        while True:  # drop entries from the last line until the count fits after them
+            tail = f"+{more} more"
+            used = sum(len(t) for t, _ in entries(len(rows) - 1, last))
+            if used + (2 if used else 0) + len(tail) <= width or not last:
+                break
+            last.pop()
+            more += 1
+        lines[-1] = entries(len(rows) - 1, last)
+        lines[-1].append((("  " if used else "") + _fit(tail, width), "dim"))
+    return lines
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:max(0, width - 1)] + "…"
+
+
+def draw(series: list[tuple[str, list[float], list[float]]], width: int, height: int, title: str,
+         colors: list[str] | None = None, x_format=None) -> list[Runs]:
+    """The whole chart as lines of styled runs: a title line (with a legend for several series, wrapped when it is
+    wider than the chart), y labels, the braille plot, and an x-axis line with the first and last x (formatted by
+    ``x_format``, default the number). ``colors`` gives each series its own colour (default: COLORS in order)."""
     width, height = max(width, 12), max(height, 3)
+    colors = list(colors or ()) + [COLORS[i % len(COLORS)] for i in range(len(colors or ()), len(series))]
+    names = [key for key, _, _ in series] if len(series) > 1 else []
     if not any(xs for _, xs, _ in series):
-        return [[(f"{title}: no data yet", "dim")]]
+        head = legend(f"{title}: no data yet", names, colors, width, max_lines=max(1, height - 1))
+        head[0][0] = (head[0][0][0], "dim")
+        return head
+    head_lines = legend(title, names, colors, width, max_lines=max(1, height - 4))  # 3 plot rows at least
     xs_all = [x for _, xs, _ in series for x in xs]
     ys_all = [y for _, _, ys in series for y in ys]
     x0, x1, y0, y1 = min(xs_all), max(xs_all), min(ys_all), max(ys_all)
@@ -70,7 +123,7 @@ def draw(series: list[tuple[str, list[float], list[float]]], width: int, height:
     mid = (y0 + y1) / 2
     labels = [_label(y1), _label(0.0 if abs(mid) < (y1 - y0) * 1e-3 else mid), _label(y0)]
     lw = max(len(s) for s in labels)
-    pw, ph = max(4, width - lw - 1), max(1, height - 2)  # plot cells
+    pw, ph = max(4, width - lw - 1), max(1, height - 1 - len(head_lines))  # plot cells
     gw, gh = pw * 2, ph * 4  # dots
     dots = [[0] * pw for _ in range(ph)]
     owner = [[-1] * pw for _ in range(ph)]
@@ -110,11 +163,7 @@ def draw(series: list[tuple[str, list[float], list[float]]], width: int, height:
                     owner[row][col] = si
             prev = (cx, cy)
 
-    head: Runs = [(title, "bold")]
-    if len(series) > 1:
-        for si, (key, _, _) in enumerate(series):
-            head += [("  ● ", COLORS[si % len(COLORS)]), (key, "dim")]
-    lines = [head]
+    lines = head_lines
     label_rows = {0: labels[0], (ph - 1) // 2: labels[1], ph - 1: labels[2]}
     for r in range(ph):
         line: Runs = [(label_rows[r].rjust(lw) + "┤" if r in label_rows else " " * lw + "│", "dim")]
@@ -122,10 +171,10 @@ def draw(series: list[tuple[str, list[float], list[float]]], width: int, height:
         c = 0
         for o, group in groupby(owner[r]):
             n = sum(1 for _ in group)
-            line.append((chars[c:c + n], COLORS[o % len(COLORS)] if o >= 0 else None))
+            line.append((chars[c:c + n], colors[o] if o >= 0 else None))
             c += n
         lines.append(line)
-    left, right = _label(x0), _label(x1)
+    left, right = (x_format or _label)(x0), (x_format or _label)(x1)
     lines.append([(" " * lw + "└" + left + " " * max(1, pw - len(left) - len(right)) + right, "dim")])
     return lines
 
@@ -162,6 +211,8 @@ class MetricChart(Widget):
         self.title = title
         self.keys = keys
         self.history: MetricsHistory | None = None
+        self.series_colors: list[str] | None = None  # one per series (default: COLORS in order)
+        self.x_format = None  # str of an x value on the axis line (default: the number)
         self._cache: tuple | None = None  # (signature, points): a repaint without new data skips downsampling
         self._drawn: tuple | None = None  # (signature/size/title, strips)
 
@@ -202,10 +253,11 @@ class MetricChart(Widget):
     def strips(self) -> list[Strip]:
         w, h = self.size.width, self.size.height
         pts = self.points(w)
-        key = (self._cache[0] if self._cache else None, w, h, self.title)
+        look = (self.title, tuple(self.series_colors or ()), self.x_format)
+        key = (self._cache[0] if self._cache else None, w, h, look)
         if self._drawn and self._drawn[0] == key:
             return self._drawn[1]
-        lines = draw(pts, w, h, self.title)
+        lines = draw(pts, w, h, self.title, self.series_colors, self.x_format)
         strips = [Strip([Segment(t, _style(st)) for t, st in line]).crop_extend(0, w, None) for line in lines]
         self._drawn = (key, strips)
         return strips
@@ -214,3 +266,45 @@ class MetricChart(Widget):
         """Textual's line API: cached strips, rebuilt only when the data, the size or the title changed."""
         strips = self.strips()
         return strips[y] if y < len(strips) else Strip.blank(self.size.width)
+
+
+class OverlayChart(MetricChart):
+    """One metric of several histories (one per run) overlaid: each series in its run's own colour, the legend
+    naming the runs. Same drawing and caching as MetricChart."""
+
+    def __init__(self, title: str, key: str, **kwargs):
+        super().__init__(title, [key], **kwargs)
+        self.key = key
+        self.runs: list[tuple[str, MetricsHistory]] = []  # (legend label, history)
+
+    def show_runs(self, runs: list[tuple[str, str, MetricsHistory]], x_format=None) -> None:
+        """runs: (label, colour, history) each; the same colour for a run on every chart."""
+        self.runs = [(label, hist) for label, _, hist in runs]
+        self.series_colors = [color for _, color, _ in runs]
+        self.x_format = x_format
+        self.refresh()
+
+    def series_keys(self) -> list[str]:
+        return [label for label, hist in self.runs if self.key in hist.series]
+
+    def points(self, width: int) -> list[tuple[str, list[float], list[float]]]:
+        sig: list = [width]
+        found = []
+        for label, hist in self.runs:
+            with hist.lock:
+                s = hist.series.get(self.key)
+            sig.append((label, id(hist), -1 if s is None else s.version))
+            found.append((label, hist, s))
+        if self._cache and self._cache[0] == tuple(sig):
+            return self._cache[1]
+        buckets = max(8, width - 10)  # as MetricChart: the y-axis labels take some columns
+        pts = []
+        for label, hist, s in found:
+            if s is None:
+                pts.append((label, [], []))
+                continue
+            with hist.lock:
+                xs, ys = s.points()
+            pts.append((label, *downsample(xs, ys, buckets)))
+        self._cache = (tuple(sig), pts)
+        return pts
