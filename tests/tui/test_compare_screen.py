@@ -155,6 +155,20 @@ async def test_a_live_run_is_followed_while_compared(runs_dir, app_factory):
         assert any(line.split() == ["step", "4", "10"] for line in screen_text(app).splitlines())
 
 
+async def test_R_writes_a_report_of_the_compared_runs(runs_dir, app_factory, monkeypatch):
+    from workbench.tui import reporting
+
+    asked = []
+    monkeypatch.setattr(reporting, "write_report_in_background", lambda screen, runs: asked.append(runs))
+    two_runs(runs_dir)
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await mark_both_and_compare(pilot)
+        await pilot.press("R")
+        await pilot.pause(0.1)
+        assert [[rd.id for rd in runs] for runs in asked] == [[B, A]]
+
+
 # -- snapshots (pytest-textual-snapshot; `pytest --snapshot-update` rewrites them after a deliberate change) ---
 def snapshot_app(runs_dir):
     from workbench.tui.app import WorkbenchApp

@@ -44,6 +44,7 @@ class CompareScreen(Screen):
         Binding("escape,q", "back", "Back"),
         Binding("x", "next_axis", "X axis"),
         Binding("m", "choose_metrics", "Metrics"),
+        Binding("R", "report", "Report"),
     ]
 
     class Loaded(Message):
@@ -258,7 +259,15 @@ class CompareScreen(Screen):
         out = [(f"Compare by {compare.AXIS_NAMES[a]}", lambda a=a: self.set_axis(a), "x axis of every chart")
                for a in compare.AXES]
         out.append(("Choose the compared metrics", self.action_choose_metrics, "which shared metrics are charted"))
+        out.append(("Write a report of these runs", self.action_report,
+                    "an HTML page with their charts overlaid, in RUNS_DIR/reports/"))
         return out
+
+    def action_report(self) -> None:
+        """The compared runs' HTML report (workbench.core.report), written in a thread worker; the path is notified."""
+        from workbench.tui.reporting import write_report_in_background
+
+        write_report_in_background(self, [RunDir(p) for p in self.run_paths])
 
 
 class MetricsModal(ModalScreen[list[str] | None]):
