@@ -246,7 +246,11 @@ def settle(rd: RunDir) -> dict:
         end = judge(rd, st, None)
         if end["state"] != KILLED:
             end.pop("exit_code", None)  # nobody saw the exit code; don't claim one
-    return try_transition(rd, end.pop("state"), READER, **end, ended=time.time()) or rd.read_status()
+    state, now = end.pop("state"), time.time()
+    try:
+        return try_transition(rd, state, READER, **end, ended=now) or rd.read_status()
+    except OSError:  # a full (or read-only) disk: show the settled state; a later reader writes it
+        return {**st, **end, "state": state, "ended": now}
 
 
 def _settle_runnerless(rd: RunDir, st: dict) -> dict:
