@@ -1,7 +1,10 @@
 """The headless CLI, twin of the TUI. Light: no torch/transformers/trl/peft/datasets import (the training child
 and the one-time trl schema extraction run in separate processes).
 
-  workbench                      open the TUI
+  workbench                      open the TUI (the runs list)
+  workbench edit RECIPE | workbench RECIPE.toml   open the TUI's editor on a recipe file
+  workbench open RUN             open the TUI on a run's monitor
+  workbench --version
   workbench run RECIPE [--set section.key=value ...] [--detach]
   workbench validate RECIPE
   workbench ls | show RUN | tail RUN | stop RUN | resume RUN
@@ -449,7 +452,7 @@ def cmd_new(args) -> int:
     if args.stage not in STAGES:
         raise BadInput(Problem("", "stage", f"unknown stage '{args.stage}'",
                                did_you_mean(args.stage, STAGES) or f"stages: {', '.join(STAGES)}"))
-    text = template(args.stage)
+    text = template(args.stage, args.output)  # its header names the file and the command that runs it
     if args.all:
         from workbench.core.templates import all_fields_comment
 
@@ -457,18 +460,58 @@ def cmd_new(args) -> int:
     return _emit(text, args.output, overwrite=args.force)
 
 
-def cmd_tui(args) -> int:
+def cmd_tui(args, recipe: Path | None = None, run: Path | None = None) -> int:
     try:
         from workbench.tui.app import run_app
     except ImportError:
         _err("the TUI is not available in this build; use the subcommands (workbench --help)")
         return EXIT_BAD_INPUT
-    return run_app(paths.runs_dir(args.runs_dir))
+    return run_app(paths.runs_dir(args.runs_dir), recipe=recipe, run=run)
+
+
+def cmd_edit(args) -> int:
+    """The editor on a recipe file; a missing, unreadable or non-TOML file is one message and exit 2, no TUI."""
+    from workbench.core.recipe import Recipe
+
+    recipe = Recipe.load(args.recipe)
+    return cmd_tui(args, recipe=recipe.path)
+
+
+def cmd_open(args) -> int:
+    from workbench.core import supervisor
+
+    rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
+    return cmd_tui(args, run=rd.path)
+
+
+def edit_shortcut(argv: list[str], commands) -> list[str]:
+    """`workbench FILE.toml` is `workbench edit FILE.toml`: the first word that is no command and names a .toml
+    file (or an existing file) gets `edit` in front of it."""
+    sp = add("edit", cmd_edit, "open the TUI's recipe editor on a file (also: workbench FILE.toml)")
+    sp.add_argument("recipe")
+    sp = add("open", cmd_open, "open the TUI on a run's monitor")
+    sp.add_argument("run")
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--runs-dir":
+            i += 2
+            continue
+        if word.startswith("-"):
+            i += 1
+            continue
+        if word not in commands and (word.endswith(".toml") or Path(word).is_file()):
+            return argv[:i] + ["edit"] + argv[i:]
+        return argv
+    return argv
 
 
 # -- parser ----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="workbench", description="A terminal workbench for LLM post-training.")
+    from workbench import __version__
+
+    p = argparse.ArgumentParser(prog="workbench", description="A terminal workbench for LLM post-training. "
+                                "`workbench` alone opens the TUI; `workbench FILE.toml` opens its editor on a recipe.")
     p.add_argument("--runs-dir", help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
     sub = p.add_subparsers(dest="command")
 
@@ -541,7 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    args = parser.parse_args(edit_shortcut(sys.argv[1:] if argv is None else list(argv), commands))
     try:
         if not args.command:
             return cmd_tui(args)
@@ -556,3 +601,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+    p.add_argument("--version", action="version", version=f"workbench {__version__}")

@@ -62,3 +62,13 @@ def app_factory(runs_dir):
         return WorkbenchApp(runs_dir)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def recent_files(tmp_path, monkeypatch) -> Path:
+    """The recently used recipe files of each test live in its tmp_path (never in the shared cache)."""
+    from workbench.core import recent
+
+    path = tmp_path / "recent-recipes.json"
+    monkeypatch.setattr(recent, "recent_path", lambda: path)
+    return path

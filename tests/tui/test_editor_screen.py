@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from textual.widgets import Input, Switch, TabbedContent
 
 from tests.conftest import ASSETS, RECIPES
@@ -238,3 +240,153 @@ async def test_launch_asks_before_running_a_reward_file(tmp_path, app_factory, m
         await pilot.pause(0.1)
         assert not isinstance(app.screen, ConfirmModal)
         assert not any(app.runs_dir.iterdir()) if app.runs_dir.exists() else True
+
+
+def dpo_copy(tmp_path):
+    (tmp_path / "assets" / "data").mkdir(parents=True)
+    shutil.copy(ASSETS / "prefs.jsonl", tmp_path / "assets" / "data")
+    (tmp_path / "recipes").mkdir()
+    target = tmp_path / "recipes" / "my-dpo.toml"
+    shutil.copy(RECIPES / "dpo-tiny.toml", target)
+    return target
+
+
+async def test_stage_switch_after_edits_maps_the_recipe_with_a_notice(tmp_path, app_factory):
+    path = dpo_copy(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        screen.query_one("#in-train-max_steps", Input).value = "7"  # edited: no longer a fresh template
+        await pilot.pause(0.05)
+        screen.query_one("#stage").value = "sft"
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if any("dpo → sft" in n for n in notices(app)):
+                break
+        notice = next(n for n in notices(app) if "dpo → sft" in n)
+        assert "train.beta (not in SFTConfig)" in notice and "train.loss_type" in notice
+        assert "prefs.jsonl has columns prompt, chosen, rejected, but sft needs" in notice
+        assert screen.recipe.stage == "sft" and screen.recipe.get("train.beta") is None
+        assert screen.recipe.get("train.max_steps") == 7 and screen.recipe.get("train.max_length") == 96  # kept
+        text = await wait_problems(pilot, screen, "needs")
+        assert "unknown key 'beta'" not in text and "columns" in text
+        dumped = screen.recipe.dumps()
+        assert "# SFTConfig fields" in dumped and "DPOConfig" not in dumped
+        head = dumped.split("\n\n")[0]  # the template header, retitled for sft
+        assert head.startswith("# SFT of the built-in tiny model") and "DPO" not in head
+        assert "#   workbench run recipes/dpo-tiny.toml" in head  # the command the old header gave stays
+
+
+async def test_field_search_finds_fields_by_alias(tmp_path, app_factory):
+    from workbench.tui.widgets.field_table import FieldTable
+
+    path = recipe_copy(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        table = screen.query_one(FieldTable)
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if table.fields:
+                break
+        search = screen.query_one("#field-search", Input)
+        for word, field in (("lr", "learning_rate"), ("bs", "per_device_train_batch_size"), ("kl", "beta"),
+                            ("accum", "gradient_accumulation_steps"), ("epochs", "num_train_epochs"),
+                            ("warmup", "warmup_steps"), ("len", "max_completion_length"), ("temp", "temperature")):
+            search.value = word
+            await pilot.pause(0.05)
+            assert table.current() == field, (word, table.current())
+
+
+async def test_keys_switch_the_tabs(tmp_path, app_factory):
+    path = recipe_copy(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        tabs = screen.query_one(TabbedContent)
+        for _ in range(20):
+            await pilot.pause(0.05)
+            if "alt+1/2/3 Tabs" in screen_text(app):
+                break
+        assert "alt+1/2/3 Tabs" in screen_text(app)  # shown in the footer
+        await pilot.press("alt+2")
+        await pilot.pause(0.05)
+        assert tabs.active == "tab-train"
+        await pilot.press("alt+3")
+        await pilot.pause(0.05)
+        assert tabs.active == "tab-fields" and app.focused.id == "field-search"
+        await pilot.press("alt+1")
+        await pilot.pause(0.05)
+        assert tabs.active == "tab-basics"
+        screen.query_one("#in-run-name", Input).value = ""
+        await pilot.press("2")  # in a text field a digit is typed, not a tab switch
+        await pilot.pause(0.05)
+        assert tabs.active == "tab-basics" and screen.query_one("#in-run-name", Input).value == "2"
+        screen.query_one("#trust", Switch).focus()
+        await pilot.press("2")  # outside a text field it switches
+        await pilot.pause(0.05)
+        assert tabs.active == "tab-train"
+
+
+@pytest.mark.parametrize("size,stage", [((80, 24), "grpo"), ((120, 30), "grpo"), ((80, 24), "reward")])
+async def test_labels_are_never_cut(size, stage, app_factory):
+    from workbench.core.stages import STAGES
+
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        app.new_run(stage)
+        await pilot.pause(0.1)
+        screen = app.screen
+        await pilot.press("alt+2")
+        def shown_whole(field: str) -> bool:
+            return any(line.lstrip().startswith(field + " ") for line in screen_text(app).splitlines())
+
+        for field in STAGES[stage].key_fields:
+            screen.query_one(f"#in-train-{field}", Input).focus()  # scrolls it into view
+            for _ in range(20):
+                await pilot.pause(0.05)
+                if shown_whole(field):
+                    break
+            assert shown_whole(field), f"{field} cut or hidden:\n{screen_text(app)}"
+
+
+async def test_lora_note_follows_the_switch(tmp_path, app_factory):
+    path = recipe_copy(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        await pilot.press("alt+2")
+        screen.query_one("#lora", Switch).focus()
+        for _ in range(20):
+            await pilot.pause(0.05)
+            if "LoRA adapter" in screen_text(app):
+                break
+        assert "off = full fine-tuning" in screen_text(app)
+        screen.query_one("#lora", Switch).value = True
+        await pilot.pause(0.05)
+        text = screen_text(app)
+        assert "full fine-tuning" not in text and "LoRA adapter (rank r" in text
+        assert screen.recipe.get("peft.method") == "lora"
+
+
+async def test_save_as_adds_toml_names_the_file_and_keeps_paths_working(tmp_path, app_factory, monkeypatch):
+    path = recipe_copy(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        await pilot.press("f2")
+        await pilot.pause(0.1)
+        app.screen.query_one("#answer", Input).value = str(elsewhere / "copy")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        saved = (elsewhere / "copy.toml").read_text()
+        assert screen.recipe.path == (elsewhere / "copy.toml").resolve()
+        assert "#   workbench run elsewhere/copy.toml" in saved and "recipes/grpo-tiny.toml" not in saved
+        data_line = next(ln for ln in saved.splitlines() if ln.startswith("path = ") and "jsonl" in ln)
+        assert str(tmp_path / "assets" / "data" / "arith-prompts.jsonl") in data_line  # resolves from the new folder
+        assert "relative to this file" not in data_line
+        assert path.read_text() == (RECIPES / "grpo-tiny.toml").read_text()  # the original is untouched
+        await wait_problems(pilot, screen, "no problems")

@@ -55,3 +55,21 @@ def hf_hub_cache() -> Path:
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
     return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def display_path(path: str | os.PathLike, cwd: Path | None = None, relative: bool = True) -> str:
+    """A path as the TUI shows it: relative to the current folder when inside it (and ``relative``), else from ~,
+    else absolute."""
+    p = Path(path)
+    bases = ([(cwd or Path.cwd(), "")] if relative else []) + [(Path.home(), "~/")]
+    for base, prefix in bases:
+        try:
+            return prefix + str(p.relative_to(base))
+        except ValueError:
+            continue
+    return str(p)
+
+
+def keep_end(text: str, room: int) -> str:
+    """A path cut from the left to ``room`` characters (at least 2), so the file name survives."""
+    return text if len(text) <= room else "…" + text[-(max(room, 2) - 1):]

@@ -33,6 +33,7 @@ else:  # pragma: no cover
 from workbench.core.atomic import write_text_atomic
 from workbench.core.problems import BadInput, Problem
 
+from workbench.core import comments
 FORMAT_VERSION = 1
 
 
@@ -134,6 +135,7 @@ class Recipe:
             raise BadInput(Problem(name, "", "is a folder, not a recipe file", "give the path of a .toml file"))
         except PermissionError:
             raise BadInput(Problem(name, "", "cannot be read (permission denied)", "check the file's permissions"))
+PATH_KEYS = ("data.path", "model.path", "model.teacher", "model.reward_model")  # may name local files
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -235,9 +237,15 @@ class Recipe:
             key = key.strip()
             if not sep or "." not in key or not key.split(".")[-1]:
                 problems.append(Problem("--set", item, "expected section.key=value",
+        comments.refresh(self.doc)  # a template comment the edit made false is refreshed or dropped
                                         "for example: --set train.learning_rate=1e-4"))
                 continue
             try:
+    def reparse(self, text: str) -> None:
+        """Replace the whole document (e.g. a new header), keeping the path and the overrides."""
+        self.doc = tomlkit.parse(text)
+        self._refresh()
+
                 self.set(key, parse_value(raw.strip()))
             except BadInput as e:
                 problems.extend(Problem("--set", item, p.message, p.hint) for p in e.problems)
@@ -272,6 +280,35 @@ _KEY = re.compile(r"""^\s*("[^"]+"|'[^']+'|[A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_
 def key_lines(text: str) -> dict[str, int]:
     """Map 'section.key' (and 'section') to its 1-based line number, for messages."""
     out: dict[str, int] = {}
+    def rebase(self, target: str | os.PathLike) -> list[str]:
+        """Before saving into another folder: relative paths that name files beside this recipe become absolute
+        (relative paths resolve against the recipe's folder, so they would stop working). Returns the keys."""
+        if self.path is None or Path(target).resolve().parent == self.path.parent:
+            return []
+
+        def absolute(value) -> str | None:
+            if not isinstance(value, str) or not value or value.startswith(("builtin:", "run:")):
+                return None
+            p = Path(os.path.expanduser(value))
+            beside = self.path.parent / p
+            return str(beside.resolve()) if not p.is_absolute() and beside.exists() else None
+
+        changed = []
+        for key in PATH_KEYS:
+            new = absolute(self.get(key))
+            if new:
+                self.set(key, new)
+                changed.append(key)
+        funcs = self.get("rewards.funcs")
+        if isinstance(funcs, list):
+            refs = [(f.rpartition(":") if isinstance(f, str) and ".py:" in f else (None, None, None)) for f in funcs]
+            new_funcs = [f"{absolute(file)}:{fn}" if file and absolute(file) else f
+                         for f, (file, _, fn) in zip(funcs, refs)]
+            if new_funcs != funcs:
+                self.set("rewards.funcs", new_funcs)
+                changed.append("rewards.funcs")
+        return changed
+
     section = ""
     for i, line in enumerate(text.splitlines(), 1):
         m = _HEADER.match(line)

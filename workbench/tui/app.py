@@ -25,6 +25,8 @@ class WorkbenchCommands(Provider):
         out = [(f"New {name} run", partial(app.new_run, name), f"open the recipe editor on the {name} template")
                for name in STAGES]
         out.append(("Runs", app.show_runs, "the list of runs"))
+        out.append(("Open a recipe file…", app.action_choose_recipe,
+                    "recent files, this folder's *.toml, the shipped recipes"))
         screen_commands = getattr(self.screen, "palette_commands", None)
         if screen_commands:
             out.extend(screen_commands())
@@ -48,9 +50,12 @@ class WorkbenchApp(App):
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
-    def __init__(self, runs_dir: Path, **kwargs):
+    def __init__(self, runs_dir: Path, recipe: Path | None = None, run: Path | None = None, **kwargs):
+        """``recipe``: open the editor on this file at start; ``run``: open this run's monitor at start (both over
+        the runs list, which is where going back leads)."""
         super().__init__(**kwargs)
         self.runs_dir = Path(runs_dir)
+        self.start_recipe, self.start_run = recipe, run
         # Runners started from this process: polled so they are reaped (never waited on, never stopped on exit).
         self.launched: list[subprocess.Popen] = []
 
@@ -60,6 +65,10 @@ class WorkbenchApp(App):
         self.sub_title = str(self.runs_dir)
         self.push_screen(RunsScreen())
         self.set_interval(2.0, self._reap)
+        if self.start_recipe:
+            self.open_recipe_file(Path(self.start_recipe))
+        elif self.start_run:
+            self.open_monitor(Path(self.start_run))
 
     def _reap(self) -> None:
         self.launched = [p for p in self.launched if p.poll() is None]
@@ -76,6 +85,29 @@ class WorkbenchApp(App):
 
         self.push_screen(EditorScreen(text, path=path))
 
+    def action_choose_recipe(self) -> None:
+        """The open-recipe screen; the chosen file opens in the editor."""
+        from workbench.tui.screens.open_recipe import OpenRecipeScreen
+
+        self.push_screen(OpenRecipeScreen(), lambda path: self.open_recipe_file(path) if path else None)
+
+    def open_recipe_file(self, path: Path) -> bool:
+        """The editor on a recipe file (remembered as recently used); a file that cannot be opened is a notice."""
+        from workbench.core import recent
+        from workbench.core.problems import BadInput
+        from workbench.core.recipe import Recipe
+        from workbench.tui.screens.editor import EditorScreen
+
+        try:
+            recipe = Recipe.load(path)
+        except BadInput as e:
+            p = e.problems[0]
+            self.notify(f"{p.file}: {p.message}" + (f"\n{p.hint}" if p.hint else ""), severity="error", timeout=10)
+            return False
+        recent.remember(recipe.path)
+        self.push_screen(EditorScreen(recipe.text, path=recipe.path))
+        return True
+
     def open_monitor(self, run_path: Path) -> None:
         from workbench.core.rundir import RunDir
         from workbench.tui.screens.monitor import MonitorScreen
@@ -89,6 +121,6 @@ class WorkbenchApp(App):
             self.pop_screen()
 
 
-def run_app(runs_dir: Path) -> int:
-    WorkbenchApp(runs_dir).run()
+def run_app(runs_dir: Path, recipe: Path | None = None, run: Path | None = None) -> int:
+    WorkbenchApp(runs_dir, recipe=recipe, run=run).run()
     return 0

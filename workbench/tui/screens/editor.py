@@ -4,6 +4,10 @@ Edits go straight into a core Recipe (tomlkit document), so saving keeps the use
 Slow work runs in thread workers that post messages back: validation (debounced 0.4 s after the last change;
 the first call may extract trl's schema in a child process), the trl field schema, dataset previews, model and
 dataset discovery, and launching. Leaving with unsaved changes asks first.
+
+Changing the stage of an untouched template loads the other stage's template; after edits it maps the recipe to
+the new stage (core.restage: [train] keys the new trl config lacks are dropped, named in a notice, and a dataset
+that does not fit the new stage is said). alt+1/2/3 (or 1/2/3 outside a text field) switch the tabs.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from workbench.core.recipe import Recipe
 from workbench.core.stages import STAGES
 from workbench.tui.screens.editor_io import EditorIO
 from workbench.tui.widgets.field_table import FieldTable
-from workbench.tui.widgets.recipe_form import basics, batch_note, from_text, knobs, launch_note, to_text
+from workbench.tui.widgets.recipe_form import basics, batch_note, from_text, knobs, launch_note, lora_note, to_text
 
 DEBOUNCE = 0.4
 
@@ -33,7 +37,14 @@ class EditorScreen(EditorIO, Screen):
         Binding("ctrl+s", "save", "Save"),
         Binding("f2", "save_as", "Save as"),
         Binding("ctrl+r", "launch", "Launch"),
+        Binding("alt+1", "tab('tab-basics')", "Tabs", key_display="alt+1/2/3", priority=True),
+        Binding("alt+2", "tab('tab-train')", "Train", show=False, priority=True),
+        Binding("alt+3", "tab('tab-fields')", "All fields", show=False, priority=True),
+        Binding("1", "tab('tab-basics')", "Basics", show=False),
+        Binding("2", "tab('tab-train')", "Train", show=False),
+        Binding("3", "tab('tab-fields')", "All fields", show=False),
     ]
+    TAB_FOCUS = {"tab-basics": "#in-run-name", "tab-train": ".form Input", "tab-fields": "#field-search"}
 
     class Validated(Message):
         def __init__(self, problems: list[Problem], text: str):
@@ -44,6 +55,11 @@ class EditorScreen(EditorIO, Screen):
         def __init__(self, stage: str, fields: dict | None, error: str = ""):
             super().__init__()
             self.stage, self.fields, self.error = stage, fields, error
+
+    class Restaged(Message):
+        def __init__(self, stage: str, fields: dict | None, misfit: str | None):
+            super().__init__()
+            self.stage, self.fields, self.misfit = stage, fields, misfit
 
     class Previewed(Message):
         def __init__(self, path: str, text: str):
@@ -99,10 +115,13 @@ class EditorScreen(EditorIO, Screen):
         return self.recipe.dumps() != self.saved_text
 
     def update_head(self) -> None:
-        where = str(self.recipe.path) if self.recipe.path else "not saved yet"
+        from workbench.core.paths import display_path, keep_end
+
         mark = "● unsaved changes  " if self.dirty else ""
+        start = f"{mark}{self.recipe.stage or '?'}  "
+        where = display_path(self.recipe.path) if self.recipe.path else "not saved yet"
         head = self.query_one("#editor-head", Static)
-        head.update(f"{mark}{self.recipe.stage or '?'}  {where}")
+        head.update(start + keep_end(where, max(self.app.size.width - len(start) - 2, 12)))  # one line
         head.set_class(self.dirty, "-dirty")
 
     def update_trust(self) -> None:
@@ -154,6 +173,7 @@ class EditorScreen(EditorIO, Screen):
     @on(Switch.Changed, "#lora")
     def _lora(self, event: Switch.Changed) -> None:
         method = "lora" if event.value else "full"
+        self.query_one("#lora-note", Static).update(lora_note(event.value))
         if method != (self.recipe.get("peft.method") or "full"):
             self.set_value("peft.method", method)
 
@@ -182,15 +202,49 @@ class EditorScreen(EditorIO, Screen):
         stage = event.value
         if not isinstance(stage, str) or stage == self.recipe.stage:
             return
-        if self.fresh:
-            from workbench.core.templates import template
+        if not self.fresh:
+            self.restage(stage)  # the new stage's schema and the dataset check, off the UI thread
+            return
+        from workbench.core.templates import template
 
-            self.recipe = Recipe.parse(template(stage))
-        else:
-            self.recipe.set("run.stage", stage)
+        self.recipe = Recipe.parse(template(stage))
+        await self.reshow()
+
+    async def reshow(self) -> None:
+        """Rebuild the form for the recipe's (new) stage."""
+        self._preview_path = None  # the preview checks the dataset against the new stage
         await self.recompose()
         self.query_one(TabbedContent).active = "tab-basics"
         self.on_mount()
+
+    @work(thread=True, exclusive=True, group="restage", exit_on_error=False)
+    def restage(self, stage: str) -> None:
+        from workbench.core import restage, schema
+
+        try:
+            fields = schema.stage_fields(STAGES[stage].config_class) if STAGES[stage].config_class else {}
+        except Exception:  # noqa: BLE001 - SchemaUnavailable or a broken cache: switch anyway, validation says
+            fields = None
+        self.post_message(self.Restaged(stage, fields, restage.data_fit(self.recipe, stage)))
+
+    async def on_editor_screen_restaged(self, message: Restaged) -> None:
+        from workbench.core import restage
+
+        if message.stage != self.query_one("#stage", Select).value or message.stage == self.recipe.stage:
+            return  # another stage was chosen meanwhile
+        old = self.recipe.stage
+        notices = restage.switch_stage(self.recipe, message.stage, message.fields)
+        if message.misfit:
+            notices.append(message.misfit)
+        await self.reshow()
+        self.notify(f"stage {old} → {message.stage}" + "".join(f"\n• {n}" for n in notices),
+                    severity="warning" if notices else "information", timeout=15 if notices else 5)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        target = self.query(f"#{tab} {self.TAB_FOCUS[tab]}")
+        if target:
+            target.first().focus()
 
     @on(FieldTable.Chosen)
     def _field_chosen(self, event: FieldTable.Chosen) -> None:

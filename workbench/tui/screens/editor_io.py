@@ -1,6 +1,10 @@
 """The recipe editor's file and process side: save / save as, leave with an unsaved-changes prompt, launch
 (validate, then supervisor.launch, then open the monitor), the model and dataset pickers, dataset previews.
 
+Save as adds `.toml` when the name lacks it, makes relative paths that named files beside the old file absolute
+(they resolve against the recipe's folder) and makes the header's `workbench run FILE` name the new file. Every
+saved file is remembered as recently used (core.recent).
+
 A mixin of EditorScreen (which owns ``recipe``, ``saved_text``, ``dirty``, ``show_problems``, ``update_head``).
 """
 from __future__ import annotations
@@ -71,9 +75,11 @@ class EditorIO:
         suggestion = self.recipe.path or Path.cwd() / f"{self.recipe.name}.toml"
 
         def chosen(text: str | None) -> None:
-            if not text:
+            if not text or not text.strip():
                 return
-            target = Path(text).expanduser()
+            target = Path(text.strip()).expanduser()
+            if not target.name.endswith(".toml"):
+                target = target.with_name(target.name + ".toml")
             if target.exists() and (self.recipe.path is None or target.resolve() != self.recipe.path):
                 self.app.push_screen(ConfirmModal(f"{target} exists. Overwrite it?", yes="Overwrite", danger=True),
                                      lambda yes: self._write(target, then) if yes else None)
@@ -84,12 +90,25 @@ class EditorIO:
                                         "recipe are resolved against its folder)"), chosen)
 
     def _write(self, target: Path, then=None) -> None:
+        from workbench.core import comments, recent
+
+        if self.recipe.path is None or Path(target).resolve() != self.recipe.path:
+            from workbench.tui.widgets.recipe_form import to_text
+
+            for key in self.recipe.rebase(target):
+                for inp in self.query(Input).results(Input):
+                    if inp.name == key:
+                        inp.value = to_text(self.recipe.get(key))
+            named = comments.name_file(self.recipe.dumps(), comments.shown_path(Path(target).resolve()))
+            if named != self.recipe.dumps():
+                self.recipe.reparse(named)
         try:
             self.recipe.save(target)
         except OSError as e:
             self.notify(f"cannot save {target}: {e.strerror or e}", severity="error")
             return
         self.saved_text = self.recipe.dumps()
+        recent.remember(self.recipe.path)
         self.update_head()
         self.notify(f"saved {self.recipe.path}")
         self.schedule_validation(0.0)  # the file name in problems, relative paths

@@ -85,6 +85,7 @@ def table_rows(runs_dir: Path) -> list[RunRow]:
 class RunsScreen(Screen):
     BINDINGS = [
         Binding("n", "new", "New run"),
+        Binding("e", "app.choose_recipe", "Edit recipe"),
         Binding("enter,o", "open", "Open"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
@@ -153,7 +154,7 @@ class RunsScreen(Screen):
             self._shown_once = True
             empty = self.query_one("#runs-empty", Static)
             empty.update("" if new else f"No runs yet in {self.app.runs_dir}.\nPress n to create one from a "
-                                        "stage template, or ctrl+p for every command.")
+                                        "stage template, e to open a recipe file, or ctrl+p for every command.")
             empty.display = not new
 
     # -- helpers ---------------------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """Every field of the stage's trl config class: a searchable table (name, value in the recipe, default, type)
 with the highlighted field's help below. The schema arrives from a worker (``set_fields``); until then the
 table says it is loading.
+
+Search words match a field's name, its help, or an alias people type for it (lr, bs, kl, accum, epochs, seq, len,
+...); fields a word names through an alias or in their name come first, help-only matches after.
 """
 from __future__ import annotations
 
@@ -13,6 +16,44 @@ from textual.widgets import DataTable, Input, Static
 
 from workbench.core.recipe import Recipe
 from workbench.tui.widgets.recipe_form import to_text
+
+
+# A word a user types -> the trl field names it means, best first (a name containing one of them also matches).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "lr": ("learning_rate",), "rate": ("learning_rate",),
+    "bs": ("per_device_train_batch_size", "per_device_eval_batch_size"), "batch": ("batch_size",),
+    "kl": ("beta", "kl_coef"), "ref": ("ref_model", "beta"),
+    "accum": ("gradient_accumulation_steps",), "accumulation": ("gradient_accumulation_steps",),
+    "ga": ("gradient_accumulation_steps",),
+    "epochs": ("num_train_epochs",), "epoch": ("num_train_epochs",),
+    "steps": ("max_steps",), "wd": ("weight_decay",), "decay": ("weight_decay",),
+    "seq": ("max_length", "max_seq_length", "max_prompt_length", "max_completion_length", "response_length"),
+    "len": ("max_length", "max_seq_length", "max_prompt_length", "max_completion_length", "response_length"),
+    "length": ("max_length",), "context": ("max_length",),
+    "gens": ("num_generations",), "group": ("num_generations",), "samples": ("num_generations",),
+    "temp": ("temperature",), "clip": ("epsilon", "max_grad_norm", "cliprange"),
+    "ckpt": ("save_steps", "save_strategy", "save_total_limit"), "checkpoint": ("save_steps", "save_strategy"),
+    "log": ("logging_steps", "report_to"), "sched": ("lr_scheduler_type",), "scheduler": ("lr_scheduler_type",),
+}
+
+
+def field_rank(name: str, help_: str, words: list[str]) -> tuple[int, int] | None:
+    """How well every word matches a field, lower first: (0, i) it is the i-th field a word's alias names, (1, 0) a
+    word or an alias is part of its name, (2, 0) a word is only in its help; None: some word matches nothing.
+    So lr lists learning_rate, then lr_scheduler_type, then fields whose help mentions lr."""
+    rank = (0, 0)
+    for n, w in enumerate(words):
+        aliases = ALIASES.get(w, ())
+        if name in aliases:
+            here = (0, aliases.index(name) if n == 0 else 0)
+        elif w in name or any(part in name for part in aliases):
+            here = (1, 0)
+        elif w in help_:
+            here = (2, 0)
+        else:
+            return None
+        rank = max(rank, here)
+    return rank
 
 
 def _short(value, width: int = 18) -> str:
@@ -35,7 +76,7 @@ class FieldTable(Vertical):
         self.filter = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="search fields (e.g. lr, kl, generation)", id="field-search")
+        yield Input(placeholder="search fields (e.g. lr, bs, kl, accum, epochs, seq, warmup)", id="field-search")
         yield DataTable(id="field-table", cursor_type="row")
         yield Static("loading the trl config schema…", id="field-help", markup=False)
 
@@ -57,10 +98,12 @@ class FieldTable(Vertical):
         table = self.query_one(DataTable)
         table.clear()
         words = self.filter.lower().split()
-        for name, info in sorted(self.fields.items()):
-            hay = f"{name} {info.get('help', '')}".lower()
-            if words and not all(w in hay for w in words):
-                continue
+        ranked = []
+        for name, info in self.fields.items():
+            rank = field_rank(name, (info.get("help") or "").lower(), words)
+            if rank is not None:
+                ranked.append((rank, name, info))
+        for _, name, info in sorted(ranked, key=lambda t: (t[0], t[1])):
             value = self.recipe.get(f"train.{name}")
             table.add_row(Text(name, style="bold" if value is not None else ""),
                           Text(_short(value), style="bold green" if value is not None else "dim"),

@@ -2,7 +2,9 @@
 
 Every editable Input carries its dotted key as its ``name``; the editor screen listens to Input.Changed and
 writes the value into the Recipe (so comments and order survive saving). ``to_text``/``from_text`` convert
-between recipe values and what a user types (TOML literals; bare strings for string keys).
+between recipe values and what a user types (TOML literals; bare strings for string keys). A form's labels are
+as wide as its longest one (trl field names such as gradient_accumulation_steps are never cut), whatever the
+terminal width.
 """
 from __future__ import annotations
 
@@ -44,11 +46,40 @@ def field_input(recipe: Recipe, key: str, placeholder: str = "") -> Input:
                  compact=True)
 
 
-def row(label: str, *widgets) -> Horizontal:
-    return Horizontal(Label(label), *widgets, classes="row")
+LABEL_MIN = 22
+
+
+def row(label: str, *widgets) -> tuple:
+    """A labelled row, built by ``layout`` once the form's label width is known."""
+    return (label, *widgets)
+
+
+def layout(items: list) -> list:
+    """Rows (label, widgets...) as Horizontal rows whose labels are all as wide as the longest (>= LABEL_MIN)."""
+    width = max([LABEL_MIN] + [len(item[0]) + 1 for item in items if isinstance(item, tuple)])
+    out = []
+    for item in items:
+        if isinstance(item, tuple):
+            label = Label(item[0])
+            label.styles.width = width
+            item = Horizontal(label, *item[1:], classes="row")
+        out.append(item)
+    return out
+
+
+def lora_note(on: bool) -> str:
+    return "on = a LoRA adapter (rank r, scale alpha / r)" if on else "off = full fine-tuning"
 
 
 def basics(recipe: Recipe) -> ComposeResult:
+    yield from layout(list(_basics(recipe)))
+
+
+def knobs(recipe: Recipe) -> ComposeResult:
+    yield from layout(list(_knobs(recipe)))
+
+
+def _basics(recipe: Recipe) -> ComposeResult:
     stage = STAGES.get(recipe.stage)
     yield row("stage", Select([(f"{n}  {s.title}", n) for n, s in STAGES.items()], value=recipe.stage
                               if recipe.stage in STAGES else Select.BLANK, allow_blank=recipe.stage not in STAGES,
@@ -76,13 +107,13 @@ def basics(recipe: Recipe) -> ComposeResult:
             yield row(f"generate {key}", field_input(recipe, f"generate.{key}", hint))
 
 
-def knobs(recipe: Recipe) -> ComposeResult:
+def _knobs(recipe: Recipe) -> ComposeResult:
     stage = STAGES.get(recipe.stage)
     for field in (stage.key_fields if stage else ("learning_rate", "max_steps")):
         yield row(field, field_input(recipe, f"train.{field}"))
     yield Static("", id="batch-note", markup=False)
     yield row("LoRA adapter", Switch(recipe.get("peft.method") == "lora", id="lora"),
-              Static("off = full fine-tuning", classes="note"))
+              Static(lora_note(recipe.get("peft.method") == "lora"), id="lora-note", classes="note"))
     yield row("LoRA r", field_input(recipe, "peft.r", "8"))
     yield row("LoRA alpha", field_input(recipe, "peft.alpha", "16"))
     yield row("DeepSpeed ZeRO", Select([("0 (off)", 0), ("1", 1), ("2", 2), ("3", 3)],
