@@ -487,10 +487,6 @@ def cmd_open(args) -> int:
 def edit_shortcut(argv: list[str], commands) -> list[str]:
     """`workbench FILE.toml` is `workbench edit FILE.toml`: the first word that is no command and names a .toml
     file (or an existing file) gets `edit` in front of it."""
-    sp = add("edit", cmd_edit, "open the TUI's recipe editor on a file (also: workbench FILE.toml)")
-    sp.add_argument("recipe")
-    sp = add("open", cmd_open, "open the TUI on a run's monitor")
-    sp.add_argument("run")
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -513,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="A terminal workbench for LLM post-training. "
                                 "`workbench` alone opens the TUI; `workbench FILE.toml` opens its editor on a recipe.")
     p.add_argument("--runs-dir", help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    p.add_argument("--version", action="version", version=f"workbench {__version__}")
     sub = p.add_subparsers(dest="command")
 
     def add(name, func, help_):
@@ -530,6 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("pipeline", cmd_pipeline, "run a folder of recipes in order; run:previous chains the stages")
     sp.add_argument("folder")
     sp.add_argument("--allow-code", action="store_true", help="run the recipes' Python reward files")
+    sp = add("edit", cmd_edit, "open the TUI's recipe editor on a file (also: workbench FILE.toml)")
+    sp.add_argument("recipe")
+    sp = add("open", cmd_open, "open the TUI on a run's monitor")
+    sp.add_argument("run")
     sp = add("validate", cmd_validate, "check a recipe and report every problem")
     sp.add_argument("recipe")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
@@ -601,4 +602,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-    p.add_argument("--version", action="version", version=f"workbench {__version__}")

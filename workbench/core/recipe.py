@@ -30,10 +30,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from workbench.core import comments
 from workbench.core.atomic import write_text_atomic
 from workbench.core.problems import BadInput, Problem
 
-from workbench.core import comments
 FORMAT_VERSION = 1
 
 
@@ -109,6 +109,7 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
     },
 }
 REQUIRED = (("run", "stage"), ("model", "path"), ("data", "path"))
+PATH_KEYS = ("data.path", "model.path", "model.teacher", "model.reward_model")  # may name local files
 
 
 class Recipe:
@@ -135,7 +136,6 @@ class Recipe:
             raise BadInput(Problem(name, "", "is a folder, not a recipe file", "give the path of a .toml file"))
         except PermissionError:
             raise BadInput(Problem(name, "", "cannot be read (permission denied)", "check the file's permissions"))
-PATH_KEYS = ("data.path", "model.path", "model.teacher", "model.reward_model")  # may name local files
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -211,8 +211,14 @@ PATH_KEYS = ("data.path", "model.path", "model.teacher", "model.reward_model")  
         self._refresh()
 
     def _refresh(self) -> None:
+        comments.refresh(self.doc)  # a template comment the edit made false is refreshed or dropped
         self.text = tomlkit.dumps(self.doc)
         self.data = self.doc.unwrap()
+
+    def reparse(self, text: str) -> None:
+        """Replace the whole document (e.g. a new header), keeping the path and the overrides."""
+        self.doc = tomlkit.parse(text)
+        self._refresh()
 
     def line_of(self, dotted: str) -> int | None:
         return key_lines(self.text).get(dotted)
@@ -237,15 +243,9 @@ PATH_KEYS = ("data.path", "model.path", "model.teacher", "model.reward_model")  
             key = key.strip()
             if not sep or "." not in key or not key.split(".")[-1]:
                 problems.append(Problem("--set", item, "expected section.key=value",
-        comments.refresh(self.doc)  # a template comment the edit made false is refreshed or dropped
                                         "for example: --set train.learning_rate=1e-4"))
                 continue
             try:
-    def reparse(self, text: str) -> None:
-        """Replace the whole document (e.g. a new header), keeping the path and the overrides."""
-        self.doc = tomlkit.parse(text)
-        self._refresh()
-
                 self.set(key, parse_value(raw.strip()))
             except BadInput as e:
                 problems.extend(Problem("--set", item, p.message, p.hint) for p in e.problems)
@@ -254,32 +254,6 @@ PATH_KEYS = ("data.path", "model.path", "model.teacher", "model.reward_model")  
         if problems:
             raise BadInput(problems)
 
-    def dumps(self) -> str:
-        return tomlkit.dumps(self.doc)
-
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        target = Path(path) if path else self.path
-        if target is None:
-            raise ValueError("no path to save the recipe to")
-        write_text_atomic(target, self.dumps())
-        self.path = Path(target).resolve()
-        return self.path
-
-
-def parse_value(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*("[^"]+"|'[^']+'|[A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=""")
-
-
-def key_lines(text: str) -> dict[str, int]:
-    """Map 'section.key' (and 'section') to its 1-based line number, for messages."""
-    out: dict[str, int] = {}
     def rebase(self, target: str | os.PathLike) -> list[str]:
         """Before saving into another folder: relative paths that name files beside this recipe become absolute
         (relative paths resolve against the recipe's folder, so they would stop working). Returns the keys."""
@@ -309,6 +283,32 @@ def key_lines(text: str) -> dict[str, int]:
                 changed.append("rewards.funcs")
         return changed
 
+    def dumps(self) -> str:
+        return tomlkit.dumps(self.doc)
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        target = Path(path) if path else self.path
+        if target is None:
+            raise ValueError("no path to save the recipe to")
+        write_text_atomic(target, self.dumps())
+        self.path = Path(target).resolve()
+        return self.path
+
+
+def parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*("[^"]+"|'[^']+'|[A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=""")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Map 'section.key' (and 'section') to its 1-based line number, for messages."""
+    out: dict[str, int] = {}
     section = ""
     for i, line in enumerate(text.splitlines(), 1):
         m = _HEADER.match(line)
