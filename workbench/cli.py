@@ -14,6 +14,7 @@ and the one-time trl schema extraction run in separate processes).
   workbench estimate RECIPE | --params N --gpus G --zero Z [--offload optimizer|params]
   workbench export RECIPE --to shell|accelerate|deepspeed|sbatch|trl;  workbench prepare RECIPE
   workbench report RUN [RUN ...] [-o DIR] [--embed]   an HTML page + PNG charts of runs, to send to a colleague
+  workbench eval TARGET --data FILE [--k N] [--baseline MODEL]   held-out accuracy, pass@k, maj@k of a model
 
 Exit codes: 0 ok, 1 the run failed (or was stopped/killed), 2 bad input. Runs live in --runs-dir, $WORKBENCH_RUNS,
 or ./runs.
@@ -325,6 +326,58 @@ def cmd_show(args) -> int:
             rewards = " ".join(f"{k}={summary.fmt_num(v)}" for k, v in (r.get("rewards") or {}).items())
             _out(f"  reward {summary.fmt_num(r.get('reward'))} adv {summary.fmt_num(r.get('advantage'))} "
                  f"[{rewards}]  {json.dumps(r.get('completion', ''))[:100]}")
+    from workbench.core import evals
+
+    results = evals.read_results(rd.path / "evals")
+    if results:
+        _out(f"evals     {len(results)} in {rd.path / 'evals'} (workbench eval {rd.id} --data FILE):")
+        _out("\n".join("  " + line for line in evals.format_table(results).splitlines()))
+    return EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    """Generate for held-out prompts and score: accuracy, format rate, pass@k, maj@k, the k curve, lengths."""
+    from workbench.core import evalrun, evals
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    target = evalrun.resolve_target(args.target, runs_dir)
+    baseline = evalrun.resolve_target(args.baseline, runs_dir, key="--baseline") if args.baseline else None
+    data = evalrun.check_data(args.data)
+    if not evalrun.has_answers(data):
+        _err(f"{data}: no 'answer' column (nor reference replies): accuracy, pass@k and maj@k are not computed")
+    if args.k < 1 or args.max_new_tokens < 1 or args.max_prompts < 0 or args.batch_size < 1:
+        raise BadInput(Problem("", "--k", "--k, --max-new-tokens and --batch-size must be >= 1, --max-prompts >= 0",
+                               "e.g. --k 4 --max-new-tokens 64"))
+    temperature = args.temperature if args.temperature is not None else (0.7 if args.k > 1 else 0.0)
+    name = evals.safe_name(args.name or f"{target.short}-{data.stem}")
+    jobs = [evalrun.Job(target, name)]
+    if baseline is not None:
+        jobs.append(evalrun.Job(baseline, f"{name}-baseline" if args.name else
+                                evals.safe_name(f"{baseline.short}-{data.stem}"), role="baseline"))
+    folder = evalrun.out_dir(target, args.out)
+    settings = {"data": str(data), "system_prompt": args.system_prompt if args.system_prompt is not None
+                else target.system_prompt, "k": args.k, "temperature": temperature,
+                "max_new_tokens": args.max_new_tokens, "max_prompts": args.max_prompts,
+                "batch_size": args.batch_size, "seed": args.seed}
+    log = jobs[0].out(folder).with_suffix(".log")
+    try:
+        rc = evalrun.run_child(folder, jobs, settings, on_line=_out)
+    except KeyboardInterrupt:
+        _err(f"\ninterrupted: the eval was stopped (log: {log})")
+        return EXIT_FAILED
+    results = [evalrun.read_result(j.out(folder)) for j in jobs]
+    if rc != 0 or not all(results):
+        _err("\n".join(evalrun.last_lines(log)))
+        _err(f"eval failed (exit code {rc}); full log: {log}")
+        return EXIT_FAILED
+    _out("")
+    _out(evals.format_result(results[0]))
+    if len(results) > 1:
+        _out("")
+        _out(evals.format_result(results[1]))
+        _out("")
+        _out(evals.format_comparison(results[0], results[1]))
+    _out(f"\nresults: {folder}/{{{','.join(j.name for j in jobs)}}}.json (+ .jsonl: every completion)")
     return EXIT_OK
 
 
@@ -541,6 +594,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("compare", cmd_compare, "compare runs: the final value of every metric they share, their evals, and "
              "the recipe keys that differ (the TUI charts them: space marks runs in the list, C compares)")
     sp.add_argument("runs", nargs="*", metavar="RUN")
+    sp = add("eval", cmd_eval, "evaluate a model on held-out prompts (k samples each): accuracy, format rate, "
+             "pass@k, maj@k, the accuracy-vs-k curve, lengths; TARGET: a run (its final model), RUN/checkpoint-N, "
+             "builtin:NAME, a model folder or a hub id")
+    sp.add_argument("target")
+    sp.add_argument("--data", required=True, help="jsonl/json/csv/parquet with a 'prompt' and an 'answer' column")
+    sp.add_argument("--k", type=int, default=1, help="samples per prompt (default 1)")
+    sp.add_argument("--temperature", type=float, help="sampling temperature (default 0 = greedy for k = 1, else 0.7)")
+    sp.add_argument("--max-new-tokens", type=int, default=64)
+    sp.add_argument("--max-prompts", type=int, default=0, help="the first N prompts (default all)")
+    sp.add_argument("--baseline", metavar="MODEL", help="evaluate this model too (same prompts) and show the difference")
+    sp.add_argument("--name", help="results name (default: TARGET-DATA)")
+    sp.add_argument("--system-prompt", help="system message for every prompt (default: a run's [data] system_prompt)")
+    sp.add_argument("--out", metavar="DIR", help="results folder when TARGET is not a run (default ./evals)")
+    sp.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
+    sp.add_argument("--seed", type=int, default=0)
     sp = add("report", cmd_report, "write an HTML report (recipe, command, status, metrics charts, evals, best and "
              "worst completions) of one run, or of several side by side; open DIR/index.html in a browser")
     sp.add_argument("runs", nargs="+", metavar="RUN")

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import RECIPES, workbench_cmd
+from tests.conftest import ASSETS, RECIPES, workbench_cmd
+from workbench.core.recipe import Recipe
 from workbench.core.rundir import RunDir
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +26,40 @@ STAGE_KEYS = {
 }
 
 
+# Each stage also runs an [eval] section (a few held-out prompts; the eval at step 0 and at the last step): its
+# eval/* rows and held-out completions show for every stage. Where trl evaluates a loss on rows of the stage's own
+# format (dpo, kto, reward), the rows are held out of [data] and eval_strategy = "steps" runs trl's evaluation too.
+TRL_EVAL = {"dpo", "kto", "reward"}
+
+
+def eval_sets(stage: str) -> list[str]:
+    if stage == "best-of-k":
+        return []
+    r = Recipe.load(RECIPES / f"{stage}-tiny.toml")
+    t = r.section("train")
+    last = t.get("max_steps") or t["total_episodes"] // t["per_device_train_batch_size"]  # ppo counts updates
+    sets = ["eval.max_prompts=4", "eval.k=2", "eval.max_new_tokens=24", f"eval.every_steps={last}"]
+    if stage in TRL_EVAL:
+        return sets + ['train.eval_strategy="steps"', f"train.eval_steps={last}"]
+    return sets + [f'eval.data="{ASSETS / "arith-heldout.jsonl"}"']
+
+
+def assert_eval_rows_and_samples(rd, stage, metrics):
+    last = max(r["step"] for r in metrics if "event" not in r)
+    if stage in TRL_EVAL:
+        assert any("eval_loss" in r for r in metrics), "trl's own evaluation on the held-out rows"
+    if stage == "reward":
+        return  # a reward model generates nothing
+    evals = [r for r in metrics if "eval/format_rate" in r]
+    assert [r["step"] for r in evals] == [0, last], "at the start and at the last step"
+    assert {"eval/accuracy", "eval/pass@k", "eval/maj@k", "eval/mean_length", "eval/prompts"} <= set(evals[-1])
+    assert evals[-1]["eval/prompts"] == 4 and evals[-1]["eval/k"] == 2
+    held = [s for s in rows(rd.samples_path) if s.get("eval")]
+    assert len(held) == 2 * 4 * 2 and {s["step"] for s in held} == {0, last}
+    assert all(isinstance(s["completion"], str) and s["prompt"] and set(s["rewards"]) == {"correctness", "format"}
+               for s in held)
+
+
 def run(runs_dir, recipe, *sets):
     args = ["--runs-dir", str(runs_dir), "run", str(recipe)]
     for s in sets:
@@ -41,12 +76,14 @@ def rows(path):
 
 @pytest.mark.parametrize("stage", sorted(STAGE_KEYS))
 def test_stage_recipe_completes_with_its_metrics(runs_dir, stage):
-    rd = run(runs_dir, RECIPES / f"{stage}-tiny.toml")
+    rd = run(runs_dir, RECIPES / f"{stage}-tiny.toml", *eval_sets(stage))
     assert rd.read_status()["state"] == "completed"
     metrics = rows(rd.metrics_path)
     keys = set().union(*(r for r in metrics if "event" not in r))
     assert STAGE_KEYS[stage] <= keys, STAGE_KEYS[stage] - keys
     assert metrics[-1]["event"] == "train_end"
+    if stage != "best-of-k":
+        assert_eval_rows_and_samples(rd, stage, metrics)
     if stage in ("best-of-k", "distill-offline"):
         data = rows(rd.path / "dataset.jsonl")
         assert data and {"prompt", "completion"} <= set(data[0])

@@ -8,6 +8,8 @@ Sections and their keys (the keys under [train] are the trl config class's own f
   [peft]    method (full | lora), r, alpha, dropout, target_modules
   [rewards] funcs (built-in names or "path/to/file.py:function"), weights
   [generate] k, max_new_tokens, temperature, threshold, batch_size (best-of-K and offline distillation)
+  [eval]    data, every_steps, k, temperature, max_new_tokens, max_prompts, batch_size, on_start (held-out
+            generation eval during training; also trl's eval_dataset for sft/pretrain/reward/dpo/kto)
   [train]   passed to the stage's trl config class after validation
   [launch]  backend, num_processes, zero_stage
 
@@ -88,6 +90,19 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
         "threshold": KeySpec(("float",), 0.0, "best-of-K keeps a prompt's best completion only if its reward "
                              "is at least this"),
         "batch_size": KeySpec(("int",), 16, "prompts per generation batch", minimum=1),
+    },
+    "eval": {  # workbench/core/rules_eval.py: what each key means for each stage, and the checks
+        "data": KeySpec(("str",), "", "held-out prompts (+ answer) for the generation eval; a file in the stage's "
+                        "format also becomes trl's eval_dataset; omitted: the last rows of [data] are held out"),
+        "every_steps": KeySpec(("int",), 0, "evaluate every N training steps, and at the end (0: only at the "
+                               "start and the end)", minimum=0),
+        "k": KeySpec(("int",), 4, "samples per prompt (pass@k, maj@k)", minimum=1),
+        "temperature": KeySpec(("float",), 0.7, "sampling temperature (0 = greedy)", minimum=0),
+        "max_new_tokens": KeySpec(("int",), 64, "tokens per completion", minimum=1),
+        "max_prompts": KeySpec(("int",), 32, "prompts evaluated (0 = all of [eval] data); without [eval] data, "
+                               "how many rows of [data] are held out (at most a fifth)", minimum=0),
+        "batch_size": KeySpec(("int",), 16, "prompts per generation batch", minimum=1),
+        "on_start": KeySpec(("bool",), True, "also evaluate before the first step (where the curves start)"),
     },
     "train": {},
     "launch": {

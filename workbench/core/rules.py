@@ -144,11 +144,23 @@ NO_EVAL = "the workbench passes no eval dataset"
 
 
 def eval_needs_a_dataset(c: RuleContext) -> None:
-    """Trainer._validate_args: eval_strategy != "no" without an eval_dataset raises."""
+    """Trainer._validate_args: eval_strategy != "no" without an eval_dataset raises. An [eval] section gives one
+    to the stages of rules_eval.TRL_EVAL_STAGES (rules_eval.py checks its data)."""
+    from workbench.core.rules_eval import TRL_EVAL_STAGES
+
     s = c.get("eval_strategy", "no")
-    if c.is_set("eval_strategy") and isinstance(s, str) and s != "no":
-        c.add("train.eval_strategy", f'eval_strategy = "{s}" evaluates on an eval dataset, and {NO_EVAL}: the '
-              "trainer would stop at start (\"you didn't pass an eval_dataset\")", 'remove eval_strategy (or "no")')
+    if not (c.is_set("eval_strategy") and isinstance(s, str) and s != "no"):
+        return
+    if c.stage.name not in TRL_EVAL_STAGES:
+        c.add("train.eval_strategy", f'eval_strategy = "{s}" evaluates on an eval dataset, and {NO_EVAL} to stage '
+              f"{c.stage.name} (only to {', '.join(TRL_EVAL_STAGES)}): the trainer would stop at start",
+              'remove eval_strategy; an [eval] section evaluates generations on held-out prompts (eval/* metrics) '
+              "for every stage")
+    elif "eval" not in c.r.data:
+        c.add("train.eval_strategy", f'eval_strategy = "{s}" evaluates on an eval dataset, and {NO_EVAL} without '
+              "an [eval] section: the trainer would stop at start (\"you didn't pass an eval_dataset\")",
+              '[eval] data = "held-out.jsonl" (a file in the stage\'s format), or an [eval] section without data '
+              'to hold out the last rows of [data]; or remove eval_strategy')
 
 
 def load_best_needs_eval(c: RuleContext) -> None:

@@ -48,9 +48,10 @@ def freeze(recipe: Recipe) -> Recipe:
     hostfile = recipe.get("launch.hostfile")
     if isinstance(hostfile, str) and hostfile and recipe.resolve_path(hostfile).exists():
         frozen.set("launch.hostfile", str(recipe.resolve_path(hostfile)))  # the recipe's folder, not the cwd
-    data = recipe.get("data.path")
-    if isinstance(data, str) and recipe.resolve_path(data).exists():
-        frozen.set("data.path", str(recipe.resolve_path(data)))
+    for key in ("data.path", "eval.data"):
+        data = recipe.get(key)
+        if isinstance(data, str) and data and recipe.resolve_path(data).exists():
+            frozen.set(key, str(recipe.resolve_path(data)))
     funcs = recipe.get("rewards.funcs")
     if isinstance(funcs, list) and funcs:
         out = []

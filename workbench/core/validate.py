@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.core import datafile, models, rewards, rules, rules_data, rules_stages, schema
+from workbench.core import datafile, models, rewards, rules, rules_data, rules_eval, rules_stages, schema
 from workbench.core.problems import BadInput, Problem, did_you_mean
 from workbench.core.recipe import FORMAT_VERSION, REQUIRED, SECTIONS, KeySpec, Recipe
 from workbench.core.stages import STAGES, match_format
@@ -323,6 +323,7 @@ def validate_recipe(recipe: Recipe, runs_dir: Path | None = None, check_files: b
     c.train_keys()
     c.launch()
     c.trainer_rules()
+    rules_eval.check(c)  # the [eval] section
     if check_files:
         c.models()
         c.data()

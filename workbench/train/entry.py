@@ -30,6 +30,7 @@ class Context:
     model_path: str
     tokenizer: object = None
     dataset: object = None
+    eval_dataset: object = None  # held-out rows for trl's own evaluation ([eval]; workbench/train/eval_in_training.py)
     train_kwargs: dict = field(default_factory=dict)
     peft_config: object = None
     callbacks: list = field(default_factory=list)
@@ -141,7 +142,7 @@ def main(run_dir: str) -> int:
         import torch
         from transformers import AutoTokenizer, set_seed
 
-        from workbench.train import data
+        from workbench.train import data, eval_in_training
         from workbench.train.stages import BUILDERS
 
         set_seed(int(recipe.get("run.seed", 0)))
@@ -157,6 +158,7 @@ def main(run_dir: str) -> int:
         ctx.peft_config = peft_config(recipe)
         ctx.logger, ctx.stop = logger, stop
         ctx.callbacks = [ctx.logger, stop]
+        eval_in_training.setup(ctx)  # [eval]: held-out rows, trl's eval_dataset, the periodic generation eval
         trainer = BUILDERS[recipe.stage](ctx)
         status(phase="training", device="cuda" if torch.cuda.is_available() else "cpu")
         phase = "training"

@@ -8,6 +8,9 @@ checked against consent.json right before they run (workbench.core.trust), and e
 [1.0]
 >>> correctness(["<reasoning>r</reasoning><answer> 4.0 </answer>", "<answer>5</answer>"], answer=["4", "4"])
 [2.0, 0.0]
+
+``format`` and ``correctness`` use the checker of workbench/train/answers.py (math-verify for math answers), the
+same one evaluations count with, so a training reward and an eval's accuracy agree.
 """
 from __future__ import annotations
 
@@ -19,9 +22,8 @@ from pathlib import Path
 
 from workbench.core import trust
 from workbench.core.rewards import RewardRef
+from workbench.train.answers import ANSWER_RE, FORMAT_RE, is_correct
 
-FORMAT_RE = re.compile(r"^\s*<reasoning>.*?</reasoning>\s*<answer>.*?</answer>\s*$", re.DOTALL)
-ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 def text_of(completion) -> str:
@@ -35,19 +37,11 @@ def format(completions, **kwargs) -> list[float]:  # noqa: A001 - the name users
     return [1.0 if FORMAT_RE.match(text_of(c)) else 0.0 for c in completions]
 
 
-def _same(given: str, expected: str) -> bool:
-    given, expected = given.strip(), expected.strip()
-    try:
-        return abs(float(given.replace(",", "")) - float(expected.replace(",", ""))) < 1e-6
-    except ValueError:
-        return given == expected
-
-
 def correctness(completions, answer, **kwargs) -> list[float]:
     out = []
     for c, a in zip(completions, answer):
         m = ANSWER_RE.search(text_of(c))
-        out.append(2.0 if m and _same(m.group(1), str(a)) else 0.0)
+        out.append(2.0 if m and is_correct(m.group(1), a) else 0.0)
     return out
 
 

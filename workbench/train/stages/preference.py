@@ -13,8 +13,9 @@ def build_reward(ctx):
     if model.config.pad_token_id is None:
         model.config.pad_token_id = ctx.tokenizer.pad_token_id
     report_long_pairs(ctx, args.max_length)
-    return RewardTrainer(model=model, args=args, train_dataset=ctx.dataset, processing_class=ctx.tokenizer,
-                         peft_config=peft_config(ctx.recipe, SEQ_CLS), callbacks=ctx.callbacks)
+    return RewardTrainer(model=model, args=args, train_dataset=ctx.dataset, eval_dataset=ctx.eval_dataset,
+                         processing_class=ctx.tokenizer, peft_config=peft_config(ctx.recipe, SEQ_CLS),
+                         callbacks=ctx.callbacks)
 
 
 def report_long_pairs(ctx, max_length: int | None) -> None:
@@ -46,11 +47,13 @@ def build_dpo(ctx):
     from trl import DPOConfig, DPOTrainer
 
     return DPOTrainer(model=ctx.load_causal_lm(), args=DPOConfig(**ctx.train_kwargs), train_dataset=ctx.dataset,
-                      processing_class=ctx.tokenizer, peft_config=ctx.peft_config, callbacks=ctx.callbacks)
+                      eval_dataset=ctx.eval_dataset, processing_class=ctx.tokenizer, peft_config=ctx.peft_config,
+                      callbacks=ctx.callbacks)
 
 
 def build_kto(ctx):
     from trl import KTOConfig, KTOTrainer
 
     return KTOTrainer(model=ctx.load_causal_lm(), args=KTOConfig(**ctx.train_kwargs), train_dataset=ctx.dataset,
-                      processing_class=ctx.tokenizer, peft_config=ctx.peft_config, callbacks=ctx.callbacks)
+                      eval_dataset=ctx.eval_dataset, processing_class=ctx.tokenizer, peft_config=ctx.peft_config,
+                      callbacks=ctx.callbacks)

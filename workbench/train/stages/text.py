@@ -6,7 +6,8 @@ def build_sft(ctx):
     from trl import SFTConfig, SFTTrainer
 
     return SFTTrainer(model=ctx.load_causal_lm(), args=SFTConfig(**ctx.train_kwargs), train_dataset=ctx.dataset,
-                      processing_class=ctx.tokenizer, peft_config=ctx.peft_config, callbacks=ctx.callbacks)
+                      eval_dataset=ctx.eval_dataset, processing_class=ctx.tokenizer, peft_config=ctx.peft_config,
+                      callbacks=ctx.callbacks)
 
 
 def build_pretrain(ctx):
@@ -14,5 +15,5 @@ def build_pretrain(ctx):
 
     kwargs = {"packing": True, "dataset_text_field": "text", **ctx.train_kwargs}
     model = ctx.load_causal_lm(from_scratch=bool(ctx.recipe.get("model.from_scratch", False)))
-    return SFTTrainer(model=model, args=SFTConfig(**kwargs), train_dataset=ctx.dataset,
+    return SFTTrainer(model=model, args=SFTConfig(**kwargs), train_dataset=ctx.dataset, eval_dataset=ctx.eval_dataset,
                       processing_class=ctx.tokenizer, peft_config=ctx.peft_config, callbacks=ctx.callbacks)

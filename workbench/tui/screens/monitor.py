@@ -57,6 +57,8 @@ STAGE_CHARTS = {  # stage -> three (title, keys) charts; "a|b" = first present o
 }
 DEFAULT_CHARTS = [("loss", ["loss"]), ("accuracy", ["rewards/accuracies|accuracy|mean_token_accuracy"]),
                   ("learning rate", ["learning_rate"])]
+# The held-out generation eval ([eval] in the recipe) of any stage: a fourth chart, once its keys appear.
+EVAL_CHART = ("held-out eval", ["eval/accuracy", "eval/format_rate", "eval/pass@k", "eval/maj@k"])
 
 
 def chart_specs(stage: str, history: MetricsHistory) -> list[tuple[str, list[str]]]:
@@ -67,7 +69,17 @@ def chart_specs(stage: str, history: MetricsHistory) -> list[tuple[str, list[str
     for title, keys in specs:
         if keys == ["reward"]:  # plus one line per reward function
             keys += sorted(k for k in history.keys() if k.startswith("rewards/") and k.endswith("/mean"))
+    if any(k.startswith("eval/") for k in history.keys()):
+        specs.append((EVAL_CHART[0], list(EVAL_CHART[1])))
     return specs
+
+
+def no_samples_text(stage: str) -> Text:
+    known = STAGES.get(stage)
+    if known is None or known.uses_rewards:
+        return Text("no samples yet")
+    return Text("no samples yet: this stage samples no completions itself; an [eval] section in the recipe shows "
+                "the model's answers to held-out prompts here")
 
 
 class MonitorScreen(Screen):
@@ -120,15 +132,19 @@ class MonitorScreen(Screen):
         with TabbedContent(id="tabs"):
             with TabPane("Charts", id="charts"):
                 with Grid(id="chart-grid"):
-                    for i, (title, keys) in enumerate(chart_specs(self.stage, self.history)):
+                    specs = chart_specs(self.stage, self.history)
+                    for i, (title, keys) in enumerate(specs):
                         yield MetricChart(title, keys, id=f"chart-{i}")
+                    eval_chart = MetricChart(*EVAL_CHART, id=f"chart-{len(specs)}")
+                    eval_chart.display = False  # until eval/* rows arrive (update_charts)
+                    yield eval_chart
                     with Vertical(id="custom-cell"):
                         yield Select([], prompt="metric…", compact=True, id="metric-pick")
                         yield MetricChart("", [], id="chart-custom")
             with TabPane("Samples", id="samples"):
                 yield Static("", id="samples-bar", markup=False)
                 with VerticalScroll(id="samples-scroll"):
-                    yield Static("no samples yet", id="samples-body")
+                    yield Static(no_samples_text(self.stage), id="samples-body")
             with TabPane("Log", id="log"):
                 yield Log(max_lines=LOG_LINES, id="log-view")
             with TabPane("Recipe", id="recipe"):
@@ -276,8 +292,13 @@ class MonitorScreen(Screen):
     def update_charts(self) -> None:
         self._charts_stale, self._charts_at = False, time.monotonic()
         h = self.shown
-        for i, (title, keys) in enumerate(chart_specs(self.stage, h)):
-            self.query_one(f"#chart-{i}", MetricChart).show(h, keys, title)
+        specs = chart_specs(self.stage, h)
+        for i, (title, keys) in enumerate(specs):
+            chart = self.query_one(f"#chart-{i}", MetricChart)
+            if not chart.display:  # the eval chart's first rows: a third column makes room for it
+                chart.display = True
+                self.query_one("#chart-grid", Grid).styles.grid_size_columns = 3
+            chart.show(h, keys, title)
         keys = h.keys()
         pick = self.query_one("#metric-pick", Select)
         if keys != self._metric_keys:
@@ -304,7 +325,7 @@ class MonitorScreen(Screen):
         body = self.query_one("#samples-body", Static)
         if not steps:
             bar.update(f"no samples yet   filter: {self.filter} (f)")
-            body.update("no samples yet" if self.stage != "sft" else "SFT runs log no sampled completions")
+            body.update(no_samples_text(self.stage))
             return
         step = self.shown_step if self.shown_step in self.samples else steps[-1]
         rows = self.samples.rows(step)

@@ -79,14 +79,19 @@ def highlight(text: str) -> Text:
 
 
 def render_step(rows: list[dict], max_chars: int = 600) -> Group:
-    """Completions grouped by prompt, best reward first within a group."""
-    groups: dict[int, list[dict]] = {}
+    """Completions grouped by prompt, best reward first within a group; the held-out eval's ("eval": true, from an
+    [eval] section) after the training batch's, with their expected answer."""
+    groups: dict[tuple[bool, int], list[dict]] = {}
     for r in rows:
-        groups.setdefault(int(r.get("group", -1) if isinstance(r.get("group"), int) else -1), []).append(r)
+        g = r.get("group") if isinstance(r.get("group"), int) else -1
+        groups.setdefault((bool(r.get("eval")), g), []).append(r)
     parts = []
-    for g, members in sorted(groups.items()):
-        head = Text(f"prompt {g}: " if g >= 0 else "prompt: ", style="bold")
+    for (held_out, g), members in sorted(groups.items()):
+        label = "eval prompt" if held_out else "prompt"
+        head = Text(f"{label} {g}: " if g >= 0 else f"{label}: ", style="bold")
         head.append(CONTROL_RE.sub("·", prompt_text(members[0].get("prompt")))[-200:], style="bold")
+        if held_out and members[0].get("expected") is not None:
+            head.append(f"   expected {CONTROL_RE.sub('·', str(members[0]['expected']))[:40]}", style="dim")
         parts.append(head)
         for r in sorted(members, key=lambda r: -(r.get("reward") or 0)):
             line = Text("  ")
