@@ -26,8 +26,8 @@ def test_one_signal_at_a_random_step(runs, tally, rng, sig, target):
         if want == "stopped":
             run.stop_checkpoint_is_at_the_stop()
         if st["state"] != "completed":
-            fault.resumed_to_max = run.resume_to_max()
-            assert fault.resumed_to_max, "a checkpoint every 5 steps: there is always one to resume from"
+            fault.resumed_to_max = run.resume_to_max()  # refused, with the reason, before the first checkpoint
+            assert fault.resumed_to_max or at <= run.save_steps, "checkpoint-5 was complete: it must resume"
 
 
 @pytest.mark.parametrize("target", ["trainer", "group"])
