@@ -38,7 +38,13 @@ def test_killed_while_writing_a_checkpoint(runs, tally, rng, target, where):
     step = 5 * rng.randint(2, 5)
     run = runs.launch(max_steps=30, save_steps=5, slow={step: SAVE_S})
     wait_saving(run, step)
-    time.sleep(rng.uniform(0.05, 0.3) if where.startswith("before") else rng.uniform(0.6, 0.8))
+    if where.startswith("inside"):  # its first half is written 0.5 s into the save, the rest 0.5 s later
+        state = run.rd.checkpoints / f"checkpoint-{step}" / "trainer_state.json"
+        deadline = time.monotonic() + 10
+        while not state.is_file():
+            assert time.monotonic() < deadline, "trainer_state.json never appeared"
+            time.sleep(0.005)
+    time.sleep(rng.uniform(0.0, 0.3))
     with tally.fault(f"SIGKILL to the {target} while writing checkpoint-{step} ({where})") as fault:
         run.inject("SIGKILL", target)
         run.check_ended("killed")

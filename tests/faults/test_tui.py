@@ -86,7 +86,7 @@ class Terminal:
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGINT", "hang up"])
 def test_tui_killed_while_watching_its_run(runs, tally, rng, runs_dir, how):
-    run = runs.prepare(max_steps=60, save_steps=10, step_s=0.04)
+    run = runs.prepare(max_steps=80, save_steps=10, step_s=0.04)
     tui = Terminal([sys.executable, "-m", "workbench", "--runs-dir", str(runs_dir)])
     try:
         tui.wait_for(run.rd.id[-12:])  # the runs list shows the prepared run
