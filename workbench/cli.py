@@ -377,7 +377,8 @@ def cmd_eval(args) -> int:
         _out(evals.format_result(results[1]))
         _out("")
         _out(evals.format_comparison(results[0], results[1]))
-    _out(f"\nresults: {folder}/{{{','.join(j.name for j in jobs)}}}.json (+ .jsonl: every completion)")
+    names = jobs[0].name if len(jobs) == 1 else "{" + ",".join(j.name for j in jobs) + "}"
+    _out(f"\nresults: {folder}/{names}.json (+ .jsonl: every completion)")
     return EXIT_OK
 
 

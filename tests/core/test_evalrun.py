@@ -18,10 +18,11 @@ def model_folder(path):
     return path
 
 
-def make_run(runs_dir, run_id="20260101-000000-sft-tiny", final=True, checkpoints=(), base="builtin:tiny-lm"):
+def make_run(runs_dir, run_id="20260101-000000-sft-tiny", final=True, checkpoints=(), base="builtin:tiny-lm",
+             stage="sft"):
     rd = RunDir(runs_dir / run_id)
     rd.path.mkdir(parents=True)
-    rd.status_path.write_text(json.dumps({"state": "completed" if final else "running"}))
+    rd.status_path.write_text(json.dumps({"state": "completed" if final else "running", "stage": stage}))
     rd.recipe_path.write_text(f'[run]\nstage = "sft"\n[model]\npath = "{base}"\n[data]\npath = "x.jsonl"\n'
                               'system_prompt = "Respond in the format"\n')
     if final:
@@ -103,3 +104,12 @@ def test_cli_eval_bad_input_exits_2(runs_dir, tmp_path):
     good = tmp_path / "held.jsonl"
     good.write_text('{"prompt": "What is 1 + 1?", "answer": "2"}\n')
     assert main(["--runs-dir", str(runs_dir), "eval", "builtin:tiny-lm", "--data", str(good), "--k", "0"]) == 2
+
+
+def test_runs_that_train_no_generating_model_are_refused(runs_dir):
+    rm = make_run(runs_dir, "20260101-000000-reward-tiny", stage="reward")
+    with pytest.raises(BadInput, match="scores and does not generate"):
+        evalrun.resolve_target(rm.id, runs_dir)
+    bok = make_run(runs_dir, "20260101-000000-best-of-k-tiny", stage="best-of-k", final=False)
+    with pytest.raises(BadInput, match="trains no model"):
+        evalrun.resolve_target(bok.id, runs_dir)

@@ -93,6 +93,12 @@ def _folder_target(path: Path, key: str) -> Target:
 def _run_target(rd: RunDir, checkpoint: Path | None, key: str) -> Target:
     from workbench.core.recipe import Recipe
 
+    stage = str(rd.read_status().get("stage") or "")
+    if stage in rules_eval.SCORER_STAGES or stage == "best-of-k":
+        why = "trains a reward model, which scores and does not generate" if stage != "best-of-k" else \
+            "trains no model (its output is runs/<id>/dataset.jsonl)"
+        raise BadInput(Problem(key, rd.id, f"run {rd.id} is a {stage} run: it {why}",
+                               "evaluate a run of a generating stage (sft, grpo, dpo, ...), or its base model"))
     folder = checkpoint or rd.final_model
     if not folder.is_dir():
         st = rd.read_status().get("state", "?")

@@ -13,8 +13,9 @@ An eval generates k completions for each held-out prompt. Each completion become
   accuracy      mean over prompts of (correct samples / samples): the expected single-sample accuracy
   pass@k        unbiased estimator of Chen et al. 2021 (HumanEval): 1 - C(n-c, k) / C(n, k) per prompt, n samples
                 of which c are correct; the curve evaluates it at k = 1, 2, 4, ... from the same n samples
-  maj@k         self-consistency: the plurality answer of the first k samples is right; a tie for the top,
-                or no sample with an answer, counts as wrong. Answers vote together when they are the same
+  maj@k         self-consistency: the plurality answer of k samples is right; a tie for the top, or no sample
+                with an answer, counts as wrong. From n samples, the mean over the n // k disjoint runs of k
+                samples (so maj@1 = accuracy, and maj@n is the vote of all n). Answers vote together when they are the same
                 text or the same number ("4" = "4.0", "1,000" = "1000"; "1/2" and "0.5" vote apart)
   format_rate   share of completions that are well formed <reasoning>...</reasoning><answer>...</answer>
   mean_length   completion tokens;  truncated_rate: share that ran into max_new_tokens unfinished
@@ -136,7 +137,8 @@ def summarize(records: list[dict], k: int | None = None) -> dict:
         for j in curve_ks(k):
             point = {"k": j,
                      "pass": _mean([pass_at_k(len(g), sum(bool(r["correct"]) for r in g), j) for g in scored]),
-                     "maj": _mean([1.0 if majority_correct(g[:j]) else 0.0 for g in scored])}
+                     "maj": _mean([_mean([1.0 if majority_correct(g[i:i + j]) else 0.0
+                                          for i in range(0, len(g) - j + 1, j)]) for g in scored])}
             out["curve"].append(point)
         out["pass@k"], out["maj@k"] = out["curve"][-1]["pass"], out["curve"][-1]["maj"]
     return out
