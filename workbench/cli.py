@@ -11,6 +11,7 @@ and the one-time trl schema extraction run in separate processes).
   workbench compare RUN RUN [RUN ...]   final values, evals and the recipe diff of runs side by side
   workbench new STAGE [-o FILE]
   workbench pipeline FOLDER      run a folder of recipes in order (run:previous chains them)
+  workbench run RECIPE --queue;  workbench queue [move RUN up|down|top|bottom | cancel RUN | start-now RUN | resume]
   workbench estimate RECIPE | --params N --gpus G --zero Z [--offload optimizer|params]
   workbench export RECIPE --to shell|accelerate|deepspeed|sbatch|trl;  workbench prepare RECIPE
   workbench report RUN [RUN ...] [-o DIR] [--embed]   an HTML page + PNG charts of runs, to send to a colleague
@@ -97,7 +98,14 @@ def cmd_run(args) -> int:
     from workbench.core import supervisor
 
     runs_dir = paths.runs_dir(args.runs_dir)
+    if args.stop_on_error is not None and not args.queue:
+        raise BadInput(Problem("", "--stop-on-error", "--stop-on-error / --keep-going are queue settings",
+                               "add --queue, or set them with: workbench queue --stop-on-error"))
     recipe = load_valid_recipe(args.recipe, args.set, runs_dir, allow_code=args.allow_code)
+    if args.queue:
+        from workbench.cli_queue import run_queued
+
+        return run_queued(recipe, runs_dir, args)
     launched = supervisor.launch(recipe, runs_dir)
     rd = launched.run
     _out(f"run {rd.id} started: {rd.path}")
@@ -172,7 +180,7 @@ def follow(rd, args, process=None, print_rows: bool = False, last_lines: int = 0
             line = _progress_line(hist, st)
             now = time.monotonic()
             if not print_rows and line != last_line and (tty or now - last_print > 2 or
-                                                         st.get("state") not in ("queued", "running")):
+                                                         st.get("state") not in ("waiting", "queued", "running")):
                 if tty:
                     sys.stdout.write("\r\x1b[2K" + line)
                     sys.stdout.flush()
@@ -181,7 +189,7 @@ def follow(rd, args, process=None, print_rows: bool = False, last_lines: int = 0
                 last_line, last_print = line, now
             if tail.behind:
                 continue
-            if st.get("state") not in ("queued", "running"):
+            if st.get("state") not in ("waiting", "queued", "running"):  # a waiting run: until it has run
                 break
             if process is not None:  # the runner we started exits right after writing the final state
                 try:
@@ -578,6 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--detach", action="store_true", help="start and return at once")
     sp.add_argument("--allow-code", action="store_true", help="run the recipe's Python reward files (asked once "
                                                               "per file content)")
+    sp.add_argument("--queue", action="store_true", help="do not start it now: it waits in the run queue until the "
+                    "GPUs it needs are free (no GPUs: until the queue's run before it ended); returns at once")
+    from workbench.cli_queue import add_parsers as add_queue_parsers, add_setting_flags
+
+    add_setting_flags(sp)
+    add_queue_parsers(add)
     sp = add("pipeline", cmd_pipeline, "run a folder of recipes in order; run:previous chains the stages")
     sp.add_argument("folder")
     sp.add_argument("--allow-code", action="store_true", help="run the recipes' Python reward files")

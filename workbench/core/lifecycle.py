@@ -20,7 +20,9 @@ multi-node run: it trains, writes its own lifecycle events and outcome, and ends
 rank-0 machine holds the metrics, samples and the final model.
 
 A pipeline (runs/pipelines/<id>/) has states of its own, written by its launcher, its pipeline runner and readers;
-see the pipeline section at the end. Its stages are ordinary runs and keep the run states above.
+see the pipeline section. Its stages are ordinary runs and keep the run states above.
+The run queue (RUNS_DIR/queue/) adds the run state ``waiting`` and has a queue process with states of its own; see
+the queue section at the end.
 """
 from __future__ import annotations
 
@@ -275,6 +277,8 @@ def display_state(rd: RunDir, st: dict) -> str:
             return "saving"
         if rd.stop_requested():
             return "stopping"
+    if state == STOPPED and st.get("cancelled"):
+        return "cancelled"  # it waited in the queue and never ran
     return state
 
 
@@ -427,3 +431,117 @@ def pipeline_finished(pd, state: str, started: float, error: str | None = None) 
 def fresh_pipeline_fields() -> dict:
     """Status keys of a pipeline attempt's end that pipeline-resume clears."""
     return dict.fromkeys(("error", "ended", "duration", "runner_pid", "started", "display_state"), UNSET)
+
+
+# == the run queue ==============================================================================================
+# `workbench run RECIPE --queue` (and the editor's Queue) prepares a run and puts it in the queue (RUNS_DIR/queue/,
+# workbench.core.queue); a queue process (workbench.core.queue_runner, its own session) starts the waiting runs in
+# order: when the GPUs a run needs are free, or, on a machine without GPUs, when the queue's run before it ended.
+# Run states of the queue (the run table above gains these rows):
+#   waiting    the launcher (prepared -> waiting) when it enqueues. A waiting run has no process by design: readers
+#              never settle it, whether or not a queue process is alive
+#   -> queued  the queue process when it starts it (then the run lives as any other run), or the launcher for
+#              `workbench queue start-now`
+#   -> stopped the launcher or the queue process: cancelled (the status records ``cancelled``, shown as such)
+#   -> failed  the launcher or the queue process: it cannot start (its approved code changed, too few GPUs here)
+# The queue process has states of its own, in RUNS_DIR/queue/queue.json (with the order of the waiting runs):
+#   queued     the launcher, right before it starts a queue process (a run was enqueued and none was alive, or
+#              `workbench queue resume`)
+#   running    the queue process when it starts
+#   completed  the queue process: nothing waits and no run it started is live any more; decided under the queue's
+#              lock, so a run enqueued at that moment finds the queue ended and starts a new process
+#   stopped    the queue process: a run it started ended failed/killed/lost and the queue's stop_on_error is set, or
+#              it got SIGTERM; the waiting runs wait until `workbench queue resume`
+#   failed     the launcher (the process cannot be started) or the queue process (an unexpected error)
+#   killed, lost  any reader, once the queue process is gone (or the machine restarted); the waiting runs stay
+#              waiting, and the next enqueue or `workbench queue resume` starts a new queue process
+# Alive: the queue process's pid, whose command line names the queue directory.
+WAITING = "waiting"
+QUEUE_PROCESS = "queue process"
+
+TRANSITIONS.update({
+    (PREPARED, WAITING): frozenset({LAUNCHER}),
+    (WAITING, QUEUED): frozenset({LAUNCHER, QUEUE_PROCESS}),
+    (WAITING, STOPPED): frozenset({LAUNCHER, QUEUE_PROCESS}),
+    (WAITING, FAILED): frozenset({LAUNCHER, QUEUE_PROCESS}),
+})
+
+QUEUE_TRANSITIONS: dict[tuple[str | None, str], frozenset[str]] = {
+    **{(s, QUEUED): frozenset({LAUNCHER}) for s in (None, *FINAL_STATES)},
+    (QUEUED, RUNNING): frozenset({QUEUE_PROCESS}),
+    **{(QUEUED, s): frozenset({LAUNCHER, QUEUE_PROCESS, READER}) for s in (FAILED, KILLED, LOST)},
+    **{(RUNNING, s): frozenset({QUEUE_PROCESS}) for s in (COMPLETED, STOPPED, FAILED)},
+    **{(RUNNING, s): frozenset({READER}) for s in (KILLED, LOST)},
+}
+
+
+def queue_transition(qd, to: str, by: str, **fields) -> dict:
+    """Write the queue process's state ``to`` if QUEUE_TRANSITIONS allows ``by`` to; TransitionRefused otherwise.
+    ``completed`` is refused while a run waits or a run the queue started is live (the status's order / active)."""
+    def check(current: dict) -> None:
+        if by not in QUEUE_TRANSITIONS.get((current.get("state"), to), frozenset()):
+            raise TransitionRefused(f"{by} may not move the queue from {current.get('state')} to {to}")
+        if to == COMPLETED and (current.get("order") or current.get("active")):
+            raise TransitionRefused("the queue is not empty")
+
+    return qd.update_status(check, state=to, **fields)
+
+
+def try_queue_transition(qd, to: str, by: str, **fields) -> dict | None:
+    try:
+        return queue_transition(qd, to, by, **fields)
+    except TransitionRefused:
+        return None
+
+
+def queue_alive(qd, st: dict) -> bool:
+    pid = st.get("runner_pid")
+    return bool(pid) and _names_run(int(pid), str(qd.path))
+
+
+def queue_status(qd) -> dict:
+    """The queue process's status, settled when its process is gone. Its waiting runs are not touched."""
+    st = qd.read_status()
+    if st.get("state") in LIVE_STATES and st.get("host") in (None, hostname()) and not _queue_live(qd, st):
+        bt = boot_time()
+        if bt is not None and st.get("boot_time") is not None and bt > float(st["boot_time"]) + 1:
+            end = {"state": LOST, "error": "the machine restarted while the queue process was live"}
+        else:
+            end = {"state": KILLED, "error": "the queue process disappeared (SIGKILL?); the waiting runs wait: "
+                                             "`workbench queue resume` starts a new one"}
+        st = try_queue_transition(qd, end.pop("state"), READER, **end, ended=time.time()) or qd.read_status()
+    return st
+
+
+def _queue_live(qd, st: dict) -> bool:
+    if st.get("state") == QUEUED and time.time() - float(st.get("queued_at") or 0) < QUEUED_GRACE_S:
+        return True  # the launcher has not started the queue process yet, or it is still starting
+    return queue_alive(qd, st)
+
+
+def queue_finished(qd, state: str, started: float, error: str | None = None) -> dict | None:
+    """The queue process's last word; None when refused (``completed`` while the queue is not empty)."""
+    now = time.time()
+    extra = {"error": error} if error else {}
+    return try_queue_transition(qd, state, QUEUE_PROCESS, ended=now, duration=round(now - started, 3), **extra)
+
+
+def fresh_queue_fields() -> dict:
+    """Status keys of an ended queue process that a new one clears."""
+    return dict.fromkeys(("error", "ended", "duration", "runner_pid", "started", "blocked"), UNSET)
+
+
+def start_waiting(rd: RunDir, by: str, gpus: list[int], **fields) -> dict:
+    """waiting -> queued: the run leaves the queue and its runner is started next (``gpus``: the indices it is
+    given in CUDA_VISIBLE_DEVICES, [] for none)."""
+    return transition(rd, QUEUED, by, **queued_fields(), gpus=gpus, dequeued=time.time(), **fields)
+
+
+def cancel_waiting(rd: RunDir, by: str) -> dict:
+    """waiting -> stopped, as cancelled: it never ran."""
+    now = time.time()
+    return transition(rd, STOPPED, by, cancelled=now, ended=now, note="cancelled while waiting in the queue")
+
+
+def fail_waiting(rd: RunDir, by: str, error: str) -> dict | None:
+    return try_transition(rd, FAILED, by, ended=time.time(), error=error)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.core import lifecycle, supervisor
+from workbench.core import lifecycle, queue, supervisor
 from workbench.core.atomic import write_json_atomic
 from workbench.core.pipedir import PIPELINES, PipelineDir, pipelines_dir
 from workbench.core.problems import BadInput, Problem, errors
@@ -241,7 +241,8 @@ class Group:
 
 
 def listing(runs_dir: Path) -> list[Group]:
-    """Pipelines with their stage runs, and the runs of no pipeline, newest first (ids start with the time)."""
+    """The runs waiting in the queue first, in queue order ("waiting #N", workbench.core.queue.arrange); then
+    pipelines with their stage runs, and the runs of no pipeline, newest first (ids start with the time)."""
     groups = {pd.id: Group([], pd, st) for pd, st in list_pipelines(runs_dir)}
     solo = []
     for rd, st in supervisor.list_runs(runs_dir):
@@ -252,7 +253,7 @@ def listing(runs_dir: Path) -> list[Group]:
             solo.append(Group([(rd, st)]))
     for group in groups.values():
         group.runs.sort(key=lambda r: (r[1].get("pipeline_step") or 0, r[1].get("created") or 0))
-    return sorted([*groups.values(), *solo], key=lambda g: g.id, reverse=True)
+    return queue.arrange(sorted([*groups.values(), *solo], key=lambda g: g.id, reverse=True), runs_dir)
 
 
 def stage_label(st: dict) -> str:

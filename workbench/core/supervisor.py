@@ -1,6 +1,7 @@
 """Launch, inspect and stop runs. Shared by the CLI and the TUI; no UI, no torch.
 
 prepare: create the run dir -> freeze the recipe -> write launch.json (state prepared; nothing runs).
+queue: see workbench.core.queue (a prepared run waits there until the queue process calls ``start_queued``).
 launch / start / resume: queue the run and start the runner (``python -m workbench.core.runner RUN_DIR``) in a
 new session, output to files, argv lists only.
 stop: stop.request (the trainer checkpoints and ends) -> SIGTERM to the process group -> SIGKILL, with timeouts
@@ -157,7 +158,17 @@ def launch(recipe: Recipe, runs_dir: Path) -> Launched:
 
 def _queue_and_start(rd: RunDir, **fields) -> Launched:
     lifecycle.transition(rd, lifecycle.QUEUED, lifecycle.LAUNCHER, **lifecycle.queued_fields(), **fields)
+    return start_queued(rd)
+
+
+def start_queued(rd: RunDir, env: dict | None = None) -> Launched:
+    """Start the runner of a run that is queued (the run queue moved it there from waiting); ``env`` joins its
+    launch env in launch.json (the queue's CUDA_VISIBLE_DEVICES), which the runner gives the trainer."""
     try:
+        if env:
+            info = launch_info(rd)
+            info["env"] = {**info.get("env", {}), **env}
+            write_json_atomic(rd.launch_path, info)
         proc = _start_runner(rd)
     except OSError as e:
         lifecycle.try_transition(rd, lifecycle.FAILED, lifecycle.READER, ended=time.time(),
@@ -197,6 +208,9 @@ def resume(rd: RunDir) -> Launched:
                                "raise train.max_steps in a new run, e.g. model.path = \"run:ID\""))
     if state == lifecycle.PREPARED:
         raise BadInput(Problem(str(rd.path), "", f"run {rd.id} was never started", f"start it: workbench start {rd.id}"))
+    if state == lifecycle.WAITING:
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} waits in the queue",
+                               f"start it now: workbench queue start-now {rd.id}"))
     if state not in lifecycle.RESUMABLE:
         raise BadInput(Problem(str(rd.path), "", f"run {rd.id} is {st.get('display_state')}", "stop it before resuming"))
     ckpt, skipped = lifecycle.resume_checkpoint(rd)
@@ -264,6 +278,11 @@ def stop(rd: RunDir, grace: float = 60.0, term_grace: float = 10.0, on_phase=Non
     """
     st = status(rd)
     say = on_phase or (lambda msg: None)
+    if st.get("state") == lifecycle.WAITING:
+        from workbench.core import queue
+
+        say(f"run {rd.id} was waiting in the queue: cancelled")
+        return queue.cancel(rd)
     if st.get("state") == lifecycle.PREPARED:
         say(f"run {rd.id} was never started: start it (workbench start) or delete it")
         return st
@@ -327,6 +346,9 @@ def delete(rd: RunDir) -> None:
     st = status(rd)
     if st.get("state") in lifecycle.LIVE_STATES:
         raise BadInput(Problem(str(rd.path), "", f"run {rd.id} is {st.get('display_state')}", "stop it first"))
+    if st.get("state") == lifecycle.WAITING:
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} waits in the queue",
+                               f"cancel it first: workbench queue cancel {rd.id}"))
     shutil.rmtree(rd.path)
 
 

@@ -37,6 +37,7 @@ class EditorScreen(EditorIO, Screen):
         Binding("ctrl+s", "save", "Save"),
         Binding("f2", "save_as", "Save as"),
         Binding("ctrl+r", "launch", "Launch"),
+        Binding("ctrl+t", "queue", "Queue"),  # the run waits in the run queue (ctrl+q is Textual's quit)
         Binding("alt+1", "tab('tab-basics')", "Tabs", key_display="alt+1/2/3", priority=True),
         Binding("alt+2", "tab('tab-train')", "Train", show=False, priority=True),
         Binding("alt+3", "tab('tab-fields')", "All fields", show=False, priority=True),
@@ -298,7 +299,7 @@ class EditorScreen(EditorIO, Screen):
         box = self.query_one("#problems", Static)
         errs = errors(problems)
         if not problems:
-            box.update("✓ no problems: ctrl+r launches")
+            box.update("✓ no problems: ctrl+r launches, ctrl+t queues")
         else:
             lines = [f"{len(errs)} error(s), {len(problems) - len(errs)} warning(s)"]
             for p in problems:

@@ -1,5 +1,6 @@
 """The recipe editor's file and process side: save / save as, leave with an unsaved-changes prompt, launch
-(validate, then supervisor.launch, then open the monitor), the model and dataset pickers, dataset previews.
+(validate, then supervisor.launch, then open the monitor) or queue (validate, then queue.queue_recipe: the run waits
+in the run queue, and the runs list shows it), the model and dataset pickers, dataset previews.
 
 Save as adds `.toml` when the name lacks it, makes relative paths that named files beside the old file absolute
 (they resolve against the recipe's folder) and makes the header's `workbench run FILE` name the new file. Every
@@ -53,9 +54,9 @@ def preview_text(recipe: Recipe, value: str) -> str:
 
 class EditorIO:
     class Launched(Message):
-        def __init__(self, launched=None, problems: list[Problem] | None = None):
+        def __init__(self, launched=None, problems: list[Problem] | None = None, queued=None):
             super().__init__()
-            self.launched, self.problems = launched, problems or []
+            self.launched, self.problems, self.queued = launched, problems or [], queued
 
     class Choices(Message):
         def __init__(self, key: str, title: str, options: list[tuple[str, str]]):
@@ -131,7 +132,15 @@ class EditorIO:
         self.app.push_screen(UnsavedModal(), answer)
 
     # -- launch ----------------------------------------------------------------------------------------------
-    def action_launch(self) -> None:
+    def palette_commands(self):
+        return [("Launch this recipe", self.action_launch, "ctrl+r: validate it and start the run now"),
+                ("Queue this recipe", self.action_queue, "ctrl+t: validate it; the run waits in the run queue until "
+                                                         "the GPUs it needs are free")]
+
+    def action_queue(self) -> None:
+        self.action_launch(queue=True)
+
+    def action_launch(self, queue: bool = False) -> None:
         from workbench.core import trust
 
         try:
@@ -142,18 +151,18 @@ class EditorIO:
             def answered(yes: bool | None) -> None:
                 if yes:
                     trust.approve(pending)
-                    self.action_launch()
+                    self.action_launch(queue)
 
             self.app.push_screen(ConfirmModal("This recipe runs Python code: reward files, or the model's own code "
                                               "(trust_remote_code). Run it?\n\n" + trust.review_text(pending),
                                               yes="Run it", no="Cancel", danger=True), answered)
             return
-        self.notify("validating before launch…")
-        self._launch(self.recipe.dumps(), self.recipe.path)
+        self.notify("validating before " + ("queueing…" if queue else "launch…"))
+        self._launch(self.recipe.dumps(), self.recipe.path, queue)
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
-    def _launch(self, text: str, path: Path | None) -> None:
-        from workbench.core import supervisor
+    def _launch(self, text: str, path: Path | None, queue: bool = False) -> None:
+        from workbench.core import queue as run_queue, supervisor
         from workbench.core.validate import validate_recipe
 
         try:
@@ -162,11 +171,21 @@ class EditorIO:
             if errors(problems):
                 self.post_message(self.Launched(None, problems))
                 return
+            if queue:
+                self.post_message(self.Launched(None, problems, run_queue.queue_recipe(recipe, self.app.runs_dir)))
+                return
             self.post_message(self.Launched(supervisor.launch(recipe, self.app.runs_dir), problems))
         except BadInput as e:
             self.post_message(self.Launched(None, e.problems))
 
     def on_editor_io_launched(self, message: "EditorIO.Launched") -> None:
+        if message.queued is not None:
+            got = message.queued
+            if got.process is not None:
+                self.app.launched.append(got.process)  # the queue process: reaped by the app's timer
+            self.notify(f"{got.run.id} waits in the queue (#{got.position})")
+            self.app.pop_screen()  # the runs list shows it
+            return
         if message.launched is None:
             self.show_problems(message.problems)
             n = len(errors(message.problems))

@@ -4,6 +4,8 @@ The table is refreshed once a second by a thread worker (pipeline.listing + summ
 and a head/tail read of metrics.jsonl per run); rows are updated in place so the cursor stays put. A pipeline is a
 row of its own (state, stage k/n) with its stage runs under it ("└ RUN"), grouped as `workbench ls` groups them;
 on a pipeline row, s stops the pipeline, r resumes it, enter opens its current stage's run.
+Runs waiting in the run queue (workbench.core.queue) come first, in queue order ("waiting #N"); their keys are in
+runs_queue.py (s cancels a waiting run).
 """
 from __future__ import annotations
 
@@ -23,11 +25,12 @@ from workbench.core.pipedir import PipelineDir
 from workbench.core.problems import BadInput
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.tui.screens.modals import ConfirmModal
+from workbench.tui.screens.runs_queue import QUEUE_BINDINGS, QueueActions
 
 COLUMNS = ("run", "state", "stage", "model", "step", "reward", "loss", "started", "time")
 STATE_STYLE = {"running": "bold green", "queued": "yellow", "stopping": "bold yellow", "saving": "bold yellow",
                "prepared": "blue", "completed": "cyan", "failed": "bold red", "killed": "red", "lost": "red",
-               "stopped": "magenta"}
+               "stopped": "magenta", "waiting": "dim yellow", "cancelled": "magenta"}
 
 
 STAGE_PREFIX = "└ "  # a pipeline's stage run, under its pipeline's row
@@ -55,7 +58,8 @@ def run_row(rd: RunDir, st: dict, in_pipeline: bool = False) -> RunRow:
     s = summary.run_summary(rd.metrics_path)
     step = f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"])
     state = st.get("display_state") or "?"
-    cells = ((STAGE_PREFIX if in_pipeline else "") + rd.id, Text(state, style=STATE_STYLE.get(state, "")),
+    cells = ((STAGE_PREFIX if in_pipeline else "") + rd.id,
+             Text(state, style=STATE_STYLE.get(state.split(" #")[0], "")),  # "waiting #2" is a waiting run
              st.get("stage") or "?", _short(str(st.get("model") or "?")), step,
              summary.fmt_num(s["latest"].get("reward")), summary.fmt_num(s["latest"].get("loss")),
              summary.fmt_time(st.get("started") or st.get("created")),
@@ -82,12 +86,13 @@ def table_rows(runs_dir: Path) -> list[RunRow]:
     return rows
 
 
-class RunsScreen(Screen):
+class RunsScreen(QueueActions, Screen):
     BINDINGS = [
         Binding("n", "new", "New run"),
         Binding("e", "app.choose_recipe", "Edit recipe"),
         Binding("enter,o", "open", "Open"),
         Binding("s", "stop", "Stop"),
+        *QUEUE_BINDINGS,  # on a waiting run only, shown right after Stop (which cancels it)
         Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("c", "duplicate", "Duplicate"),
@@ -156,6 +161,7 @@ class RunsScreen(Screen):
             empty.update("" if new else f"No runs yet in {self.app.runs_dir}.\nPress n to create one from a "
                                         "stage template, e to open a recipe file, or ctrl+p for every command.")
             empty.display = not new
+        self._update_queue_keys()  # the selected run may have left the queue
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def selected_id(self) -> str | None:
@@ -175,6 +181,8 @@ class RunsScreen(Screen):
         if row.kind == "pipeline":
             return [(f"Stop pipeline {row.path.name}", self.action_stop, "its current stage checkpoints and ends"),
                     (f"Resume pipeline {row.path.name}", self.action_resume, "continue from its current stage")]
+        if row.state == "waiting":
+            return self.queue_palette_commands(row)
         return [(f"Open {row.path.name}", self.action_open, "monitor the selected run"),
                 ("Compare marked runs", self.action_compare, "charts, final values and recipe diff (space marks)"),
                 (f"Stop {row.path.name}", self.action_stop, "ask the selected run to checkpoint and stop"),
@@ -227,6 +235,9 @@ class RunsScreen(Screen):
             return
         if row.kind == "pipeline":
             self._stop_pipeline(row)
+            return
+        if row.state == "waiting":
+            self._cancel_waiting(row)
             return
         if row.state == "prepared":
             self.notify(f"{row.path.name} was never started: enter or r starts it, d deletes it", severity="warning")
