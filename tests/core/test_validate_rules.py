@@ -49,9 +49,15 @@ RULE_CASES: dict[str, list[Case]] = {
     "eval_needs_a_dataset": [Case("sft", {"train.eval_strategy": "steps"}, "train.eval_strategy",
                                   "the workbench passes no eval dataset")],
     "load_best_needs_eval": [Case("sft", {"train.load_best_model_at_end": True}, "train.load_best_model_at_end",
-                                  "needs an evaluation at every save")],
+                                  "needs an evaluation at every save"),
+                             Case("sft", {"train.load_best_model_at_end": True, "eval.max_prompts": 4,
+                                          "train.eval_strategy": "epoch"}, "train.load_best_model_at_end",
+                                  "needs eval_strategy = save_strategy")],
     "save_best_needs_eval": [Case("sft", {"train.save_strategy": "best"}, "train.save_strategy",
-                                  "no checkpoint would ever be written")],
+                                  "no checkpoint would ever be written"),
+                             Case("sft", {"train.save_strategy": "best", "eval.max_prompts": 4,
+                                          "train.eval_strategy": "steps", "train.eval_steps": 5},
+                                  "train.metric_for_best_model", "needs metric_for_best_model")],
     "scheduler_needs_eval": [Case("sft", {"train.lr_scheduler_type": "reduce_lr_on_plateau"},
                                   "train.lr_scheduler_type", "steps on evaluation results")],
     "scheduler_arguments": [
@@ -283,6 +289,16 @@ def test_rule(rule, tmp_path, monkeypatch):
     for i, case in enumerate(RULE_CASES[rule]):
         (tmp_path / str(i)).mkdir()
         check(case, tmp_path / str(i), monkeypatch)
+
+
+def test_eval_section_makes_trl_evaluation_valid(tmp_path):
+    """With [eval], trl gets an eval_dataset: matching strategies and a best metric are fine."""
+    r = Recipe.load(RECIPES / "sft-tiny.toml")
+    for key, value in {"eval.max_prompts": 4, "train.eval_strategy": "steps", "train.eval_steps": 20,
+                       "train.load_best_model_at_end": True, "train.metric_for_best_model": "eval_loss"}.items():
+        r.set(key, value)
+    problems = [p for p in validate_recipe(r, tmp_path / "runs") if p.severity == "error"]
+    assert not problems, "\n".join(p.format() for p in problems)
 
 
 def test_every_rule_has_a_case():

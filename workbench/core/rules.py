@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from workbench.core.peft_methods import MERGEABLE, method_of
 from workbench.core.recipe import Recipe
 from workbench.core.stages import Stage
 
@@ -54,6 +55,8 @@ RANGES = {
     "desirable_weight": Range(0), "undesirable_weight": Range(0),
     "num_mini_batches": Range(1), "num_ppo_epochs": Range(1), "local_rollout_forward_batch_size": Range(1),
     "response_length": Range(1), "total_episodes": Range(1), "num_sample_generations": Range(0),
+    # vLLM (a share of each GPU's memory; the tensor parallel size)
+    "vllm_gpu_memory_utilization": Range(0, True, 1), "vllm_tensor_parallel_size": Range(1),
 }
 STAGE_RANGES = {("distill", "beta"): Range(0, False, 1)}  # DistillationConfig: "beta must be in [0.0, 1.0]"
 
@@ -106,7 +109,7 @@ class RuleContext:
         self.world = max(nproc or 1, 1) * max(machines or 1, 1)
         self.zero = as_int(launch.get("zero_stage", 0)) or 0
         self.deepspeed = self.zero > 0 or launch.get("backend") == "deepspeed"
-        self.lora = recipe.get("peft.method", "full") == "lora"
+        self.lora = method_of(recipe) in MERGEABLE  # a weight adapter (LoRA, DoRA, QLoRA, IA3) on target modules
 
     @property
     def config(self) -> str:
@@ -163,31 +166,53 @@ def eval_needs_a_dataset(c: RuleContext) -> None:
               'to hold out the last rows of [data]; or remove eval_strategy')
 
 
+def trl_gets_eval(c: RuleContext) -> bool:
+    """An [eval] section hands trl an eval_dataset, for the stages whose trainers take one."""
+    from workbench.core.rules_eval import TRL_EVAL_STAGES
+
+    return c.stage.name in TRL_EVAL_STAGES and "eval" in c.r.data
+
+
+def _evaluates(c: RuleContext) -> bool:
+    s = c.get("eval_strategy", "no")
+    return trl_gets_eval(c) and isinstance(s, str) and s != "no"
+
+
 def load_best_needs_eval(c: RuleContext) -> None:
     """TrainingArguments: load_best_model_at_end needs eval_strategy == save_strategy (unless save "best")."""
     save = c.get("save_strategy", "steps")
-    if c.get("load_best_model_at_end") is True and save not in ("no", "best"):
+    if c.get("load_best_model_at_end") is not True or save in ("no", "best"):
+        return
+    if not trl_gets_eval(c):
         c.add("train.load_best_model_at_end", f'load_best_model_at_end needs an evaluation at every save '
-              f'(eval_strategy = save_strategy = "{save}"), and {NO_EVAL}',
-              "remove load_best_model_at_end: the run keeps its last checkpoints and final/")
+              f'(eval_strategy = save_strategy = "{save}"), and {NO_EVAL} without an [eval] section (stages '
+              "sft, pretrain, reward, dpo, kto)",
+              "remove load_best_model_at_end (the run keeps its last checkpoints and final/), or add [eval]")
+    elif c.get("eval_strategy", "no") != save:
+        c.add("train.load_best_model_at_end", f'load_best_model_at_end needs eval_strategy = save_strategy, got '
+              f'eval_strategy = "{c.get("eval_strategy", "no")}" and save_strategy = "{save}"',
+              f'set eval_strategy = "{save}" (and eval_steps = save_steps)')
 
 
 def save_best_needs_eval(c: RuleContext) -> None:
     """Trainer._validate_args: save_strategy "best" needs metric_for_best_model; it saves only after an eval."""
-    if c.get("save_strategy") == "best":
-        extra = " (and with metric_for_best_model unset the trainer stops at start)" \
-            if c.get("metric_for_best_model") is None else ""
+    if c.get("save_strategy") != "best":
+        return
+    if not _evaluates(c):
         c.add("train.save_strategy", 'save_strategy = "best" saves only when an evaluation improves '
-              f"metric_for_best_model; {NO_EVAL}, so no checkpoint would ever be written{extra}",
-              'use save_strategy = "steps" (with save_steps) or "epoch"')
+              f"metric_for_best_model; {NO_EVAL} without an [eval] section and eval_strategy, so no checkpoint "
+              "would ever be written", 'use save_strategy = "steps" (with save_steps) or "epoch"')
+    elif c.get("metric_for_best_model") is None:
+        c.add("train.metric_for_best_model", 'save_strategy = "best" needs metric_for_best_model: the trainer '
+              "stops at start without it", 'e.g. metric_for_best_model = "eval_loss"')
 
 
 def scheduler_needs_eval(c: RuleContext) -> None:
     """TrainingArguments: reduce_lr_on_plateau and greedy need an eval strategy."""
     s = c.get("lr_scheduler_type")
-    if s in ("reduce_lr_on_plateau", "greedy"):
-        c.add("train.lr_scheduler_type", f'lr_scheduler_type "{s}" steps on evaluation results, and {NO_EVAL}',
-              'use "linear", "cosine" or "constant_with_warmup"')
+    if s in ("reduce_lr_on_plateau", "greedy") and not _evaluates(c):
+        c.add("train.lr_scheduler_type", f'lr_scheduler_type "{s}" steps on evaluation results, and {NO_EVAL} '
+              "without an [eval] section and eval_strategy", 'use "linear", "cosine" or "constant_with_warmup"')
 
 
 def scheduler_arguments(c: RuleContext) -> None:
@@ -305,10 +330,12 @@ def reporters_installed(c: RuleContext) -> None:
 
 
 def kernels_installed(c: RuleContext) -> None:
-    """use_liger_kernel needs liger-kernel; use_vllm needs vllm (the trainers raise ImportError)."""
-    for key, module, pip in (("use_liger_kernel", "liger_kernel", "liger-kernel"), ("use_vllm", "vllm", "vllm")):
+    """use_liger_kernel needs liger-kernel; use_vllm needs vllm (the trainers raise ImportError). The training
+    child runs this interpreter, so find_spec here answers for it. The rest of vLLM's checks: rules_vllm.py."""
+    for key, module, pip in (("use_liger_kernel", "liger_kernel", "liger-kernel"),
+                             ("use_vllm", "vllm", "'workbench[vllm]'")):
         if c.train.get(key) is True and not installed(module):
-            c.add(f"train.{key}", f"{key} needs the {pip} package, which is not installed",
+            c.add(f"train.{key}", f"{key} needs the {module.replace('_', '-')} package, which is not installed",
                   f"pip install {pip}, or remove {key}")
 
 
