@@ -7,15 +7,18 @@ and the one-time trl schema extraction run in separate processes).
   workbench --version
   workbench run RECIPE [--set section.key=value ...] [--detach]
   workbench validate RECIPE
-  workbench ls | show RUN | tail RUN | stop RUN | resume RUN
+  workbench ls | show RUN | tail RUN | stop RUN | resume RUN | start RUN | rm RUN...
   workbench compare RUN RUN [RUN ...]   final values, evals and the recipe diff of runs side by side
   workbench new STAGE [-o FILE]
-  workbench pipeline FOLDER      run a folder of recipes in order (run:previous chains them)
+  workbench pipeline FOLDER [--detach]   a folder of recipes as one detached pipeline (run:previous chains them)
+  workbench pipeline-tail PIPE | pipeline-stop PIPE | pipeline-resume PIPE
   workbench run RECIPE --queue;  workbench queue [move RUN up|down|top|bottom | cancel RUN | start-now RUN | resume]
   workbench estimate RECIPE | --params N --gpus G --zero Z [--offload optimizer|params]
   workbench export RECIPE --to shell|accelerate|deepspeed|sbatch|trl;  workbench prepare RECIPE
   workbench report RUN [RUN ...] [-o DIR] [--embed]   an HTML page + PNG charts of runs, to send to a colleague
   workbench eval TARGET --data FILE [--k N] [--baseline MODEL]   held-out accuracy, pass@k, maj@k of a model
+  workbench top [--once]         CPU, RAM, disk, each GPU, and the GPU memory of each live run, refreshed
+  workbench serve [--port N] [--host 127.0.0.1]   the TUI in a browser (needs the extra workbench[serve])
 
 Exit codes: 0 ok, 1 the run failed (or was stopped/killed), 2 bad input. Runs live in --runs-dir, $WORKBENCH_RUNS,
 or ./runs.
@@ -34,6 +37,8 @@ from workbench.core import paths, summary
 from workbench.core.problems import BadInput, Problem, errors
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+ALLOW_CODE_HELP = ("run the recipe's Python code: reward files, and the model's own code when trust_remote_code is "
+                   "set (asked once per file content / model; what runs is the approved copy)")
 
 
 def _out(text: str = "") -> None:
@@ -61,19 +66,19 @@ def load_valid_recipe(path: str, overrides: list[str], runs_dir: Path, allow_cod
         raise BadInput(problems)
     _report(problems)  # warnings only
     if allow_code is not None:
-        consent_to_code(recipe, allow_code)
+        consent_to_code(recipe, allow_code, runs_dir)
     return recipe
 
 
-def consent_to_code(recipe, allow_code: bool) -> None:
-    """A recipe that runs user Python code needs --allow-code the first time (per file content)."""
+def consent_to_code(recipe, allow_code: bool, runs_dir: Path | None = None) -> None:
+    """A recipe that runs Python code (reward files; a model's own code with trust_remote_code) needs --allow-code
+    the first time: per file content, per model reference (a folder: per content of its .py files)."""
     from workbench.core import trust
 
-    pending = trust.unapproved(recipe)
+    pending = trust.unapproved(recipe, runs_dir)
     if pending and not allow_code:
-        raise BadInput([Problem(str(p), "rewards.funcs", "this recipe runs Python code from this file, not yet "
-                                "approved on this machine", "review the file, then run again with --allow-code "
-                                "(remembered until the file changes)") for p in pending])
+        raise BadInput([Problem(str(i.path or i.label), i.key, i.ask, "review the code, then run again with "
+                                "--allow-code (remembered until the code changes)") for i in pending])
     if pending:
         trust.approve(pending)
 
@@ -246,52 +251,164 @@ def _row_line(row: dict) -> str:
 
 
 def cmd_pipeline(args) -> int:
-    from workbench.core import supervisor
-    from workbench.core.pipeline import link, load_pipeline
+    from workbench.core import pipeline
 
     runs_dir = paths.runs_dir(args.runs_dir)
-    pipe = load_pipeline(args.folder, runs_dir)  # every stage validated before the first starts
+    pipe = pipeline.load_pipeline(args.folder, runs_dir)  # every stage validated before anything starts
     for recipe in pipe.recipes:
-        consent_to_code(recipe, args.allow_code)
-    _out(f"pipeline {pipe.name}: " + " -> ".join(f"{r.name} ({r.stage})" for r in pipe.recipes))
-    previous = None
-    for i, recipe in enumerate(pipe.recipes, 1):
-        launched = supervisor.launch(link(recipe, previous.id if previous else None), runs_dir)
-        rd = launched.run
-        rd.write_status(pipeline=pipe.name, pipeline_step=i, parent=previous.id if previous else None)
-        _out(f"[{i}/{len(pipe.recipes)}] run {rd.id} started")
-        code = follow(rd, args, launched.process)
-        if code != EXIT_OK:
-            _err(f"pipeline {pipe.name} ended at stage {i} ({recipe.name}); later stages were not started")
-            return code
-        previous = rd
-    _out(f"pipeline {pipe.name} completed; final model: run:{previous.id}")
+        consent_to_code(recipe, args.allow_code, runs_dir)
+    launched = pipeline.launch_pipeline(pipe, runs_dir, allow_code=args.allow_code)
+    pd = launched.pipeline
+    _out(f"pipeline {pd.id} started: " + " -> ".join(f"{r.name} ({r.stage})" for r in pipe.recipes))
+    if args.detach:
+        _out(f"follow it with: workbench pipeline-tail {pd.id}" + _runs_flag(args))
+        return EXIT_OK
+    return follow_pipeline(pd, args, launched.process)
+
+
+def follow_pipeline(pd, args, process=None) -> int:
+    """Show the pipeline stage by stage until it ends. Ctrl-C (or SIGHUP) stops following, never the pipeline."""
+    from workbench.core import pipeline, supervisor
+    from workbench.core.metrics import READ_CHUNK, JsonlTail, MetricsHistory
+    from workbench.core.rundir import FINAL_STATES, LIVE_STATES
+
+    tty = sys.stdout.isatty()
+    shown, ended, tail, hist = None, set(), None, None
+    last_line, last_print = "", 0.0
+
+    def ended_line(rd, rs: dict) -> None:
+        ended.add(rd.id)
+        _out(("\n" if tty and last_line else "") + f"run {rd.id} {rs.get('state')} after "
+             f"{summary.fmt_duration(summary.duration_of(rs))}")
+
+    try:
+        while True:
+            st = pipeline.pipeline_status(pd)
+            if process is not None:
+                process.poll()  # reap the pipeline runner when it exits
+            rd = pipeline.current_run(pd, st)
+            if rd is not None and rd.id != (shown.id if shown else None):
+                if shown is not None and shown.id not in ended:  # it ended between two polls
+                    ended_line(shown, supervisor.status(shown))
+                entry = st["stages"][int(st.get("stage") or 1) - 1]
+                _out(f"[{st.get('stage')}/{len(st['stages'])}] {entry.get('name')} ({entry.get('stage')}): "
+                     f"run {rd.id}")
+                shown, tail, hist, last_line = rd, JsonlTail(rd.metrics_path), MetricsHistory(), ""
+            if rd is not None and rd.id not in ended:
+                hist.add(tail.read_new(max_bytes=READ_CHUNK))
+                rs = supervisor.status(rd)
+                line, now = _progress_line(hist, rs), time.monotonic()
+                if line != last_line and (tty or now - last_print > 2 or rs.get("state") in FINAL_STATES):
+                    if tty:
+                        sys.stdout.write("\r\x1b[2K" + line)
+                        sys.stdout.flush()
+                    else:
+                        _out(line)
+                    last_line, last_print = line, now
+                if tail.behind:
+                    continue
+                if rs.get("state") in FINAL_STATES:
+                    ended_line(rd, rs)
+            if st.get("state") not in LIVE_STATES:
+                break
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        _out(f"\nstopped following; the pipeline goes on. Re-attach: workbench pipeline-tail {pd.id}{_runs_flag(args)}")
+        return EXIT_OK
+    return _pipeline_report(pd, st)
+
+
+def _pipeline_report(pd, st: dict) -> int:
+    from workbench.core import pipeline
+
+    state = st.get("state")
+    _out(f"pipeline {pd.id} {state} after {summary.fmt_duration(summary.duration_of(st))} "
+         f"({pipeline.stage_label(st)})")
+    if state == "completed" and st.get("run"):
+        _out(f"final model: run:{st['run']}")
+    if st.get("error"):
+        _err(f"error: {st['error']}")
+        _err(f"pipeline log: {pd.log_path}")
+    if state in ("failed", "stopped", "killed", "lost"):
+        later = "later stages were not started; " if int(st.get("stage") or 1) < len(st.get("stages") or []) else ""
+        _err(f"{later}continue it with: workbench pipeline-resume {pd.id}")
+    return EXIT_OK if state == "completed" else EXIT_FAILED
+
+
+def cmd_pipeline_tail(args) -> int:
+    from workbench.core import pipeline
+
+    return follow_pipeline(pipeline.find_pipeline(paths.runs_dir(args.runs_dir), args.pipeline), args)
+
+
+def cmd_pipeline_stop(args) -> int:
+    from workbench.core import pipeline
+
+    pd = pipeline.find_pipeline(paths.runs_dir(args.runs_dir), args.pipeline)
+    st = pipeline.stop_pipeline(pd, grace=args.timeout, term_grace=10.0, on_phase=_out)
+    _out(f"pipeline {pd.id}: {st.get('display_state')} ({pipeline.stage_label(st)})")
     return EXIT_OK
+
+
+def cmd_pipeline_resume(args) -> int:
+    from workbench.core import pipeline
+
+    pd = pipeline.find_pipeline(paths.runs_dir(args.runs_dir), args.pipeline)
+    launched = pipeline.resume_pipeline(pd)
+    _out(f"pipeline {pd.id} resumed at {pipeline.stage_label(pd.read_status())}")
+    if args.detach:
+        return EXIT_OK
+    return follow_pipeline(pd, args, launched.process)
 
 
 def cmd_tail(args) -> int:
     from workbench.core import supervisor
 
     rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
+    if args.vllm:
+        return tail_vllm(rd, args.lines)
     return follow(rd, args, print_rows=True, last_lines=args.lines)
 
 
+def tail_vllm(rd, lines: int) -> int:
+    """`tail RUN --vllm`: the log of the run's vLLM server (server mode), followed while the run is live."""
+    from workbench.core import supervisor, vllm_server
+
+    if not supervisor.launch_info(rd).get("vllm"):
+        raise BadInput(Problem(str(rd.path), "", f"run {rd.id} has no vLLM server (the workbench starts one only "
+                               "for train.vllm_mode = \"server\" with [vllm] server_gpus)",
+                               f"see its own output: workbench tail {rd.id}"))
+    try:
+        vllm_server.follow_log(rd, _out, lines)
+    except KeyboardInterrupt:
+        _out("\nstopped following; the run goes on")
+    return EXIT_OK
+
+
 def cmd_ls(args) -> int:
-    from workbench.core import supervisor
+    """Runs newest first; a pipeline is one line (its state, stage k/n) with its stage runs indented under it."""
+    from workbench.core import pipeline
 
     runs_dir = paths.runs_dir(args.runs_dir)
-    runs = supervisor.list_runs(runs_dir)
-    if not runs:
+    groups = pipeline.listing(runs_dir)
+    if not groups:
         _out(f"no runs in {runs_dir}")
         return EXIT_OK
     rows = [("RUN", "STATE", "STAGE", "MODEL", "STEP", "REWARD", "LOSS", "STARTED", "TIME")]
-    for rd, st in runs:
-        s = summary.run_summary(rd.metrics_path)
-        step = f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"])
-        rows.append((rd.id, st.get("display_state") or "?", st.get("stage") or "?", str(st.get("model") or "?"),
-                     step, summary.fmt_num(s["latest"].get("reward")), summary.fmt_num(s["latest"].get("loss")),
-                     summary.fmt_time(st.get("started") or st.get("created")),
-                     summary.fmt_duration(summary.duration_of(st))))
+    for group in groups:
+        if group.pipeline:
+            st = group.status
+            rows.append((group.id, st.get("display_state") or "?", "pipeline", str(st.get("name") or "?"),
+                         pipeline.stage_label(st), "", "", summary.fmt_time(st.get("started") or st.get("created")),
+                         summary.fmt_duration(summary.duration_of(st))))
+        for rd, st in group.runs:
+            s = summary.run_summary(rd.metrics_path)
+            step = f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"])
+            rows.append((("  └ " if group.pipeline else "") + rd.id, st.get("display_state") or "?",
+                         st.get("stage") or "?", str(st.get("model") or "?"), step,
+                         summary.fmt_num(s["latest"].get("reward")), summary.fmt_num(s["latest"].get("loss")),
+                         summary.fmt_time(st.get("started") or st.get("created")),
+                         summary.fmt_duration(summary.duration_of(st))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         _out("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -316,6 +433,10 @@ def cmd_show(args) -> int:
     _out(f"started   {summary.fmt_time(st.get('started'))}    duration "
          f"{summary.fmt_duration(summary.duration_of(st))}")
     _out(f"command   {' '.join(launch.get('argv', []))}")
+    if launch.get("vllm"):
+        where = f"127.0.0.1:{st['vllm_port']}, pid {st.get('vllm_pid')}, " if st.get("vllm_port") else ""
+        _out(f"vllm      server on GPU(s) {launch['vllm'].get('gpus')} ({where}{st.get('vllm_phase') or 'not started'}"
+             f"); log: workbench tail {rd.id} --vllm")
     if st.get("error"):
         _out(f"error     {st['error']}")
     if st.get("hint"):
@@ -441,6 +562,27 @@ def cmd_resume(args) -> int:
     return follow(rd, args, launched.process)
 
 
+def cmd_start(args) -> int:
+    from workbench.core import supervisor
+
+    rd = supervisor.find_run(paths.runs_dir(args.runs_dir), args.run)
+    launched = supervisor.start(rd)
+    _out(f"run {rd.id} started: {rd.path}")
+    if args.detach:
+        return EXIT_OK
+    return follow(rd, args, launched.process)
+
+
+def cmd_rm(args) -> int:
+    from workbench.core import supervisor
+
+    for ref in args.runs:
+        rd = supervisor.find_run(paths.runs_dir(args.runs_dir), ref)
+        supervisor.delete(rd)
+        _out(f"deleted run {rd.id}")
+    return EXIT_OK
+
+
 def cmd_prepare(args) -> int:
     from workbench.core import supervisor
 
@@ -453,19 +595,14 @@ def cmd_prepare(args) -> int:
 
 def cmd_export(args) -> int:
     from workbench.core import launch, supervisor
-    from workbench.core.models import builtin_dir, parse_model_ref
+    from workbench.core.models import builtin_dir, parse_model_ref, run_final
 
     runs_dir = paths.runs_dir(args.runs_dir)
     recipe = load_valid_recipe(args.recipe, args.set, runs_dir)
     frozen = supervisor.freeze(recipe)
-    run_dir = Path("$RUN_DIR")
-    plan = supervisor.launch_plan(frozen, run_dir)
     if args.to == "shell":
-        text = ("# The trainer command `workbench run` starts for this recipe. RUN_DIR is a run directory made by\n"
-                "#   RUN_DIR=$(workbench prepare RECIPE)\n" + launch.shell_command(plan).replace("'$RUN_DIR", '"$RUN_DIR')
-                .replace("$RUN_DIR'", '$RUN_DIR"') + "\n")
-        for name, content in plan.files.items():
-            text += f"# it reads $RUN_DIR/{name}:\n" + "".join(f"#   {ln}\n" for ln in content.splitlines())
+        placeholder = launch.run_dir_placeholder()  # stands for "$RUN_DIR" while the plan is built
+        text = launch.shell_script(supervisor.launch_plan(frozen, placeholder), placeholder)
     elif args.to == "deepspeed":
         text = json.dumps(launch.deepspeed_config(frozen, supervisor.schema_defaults(frozen)), indent=2) + "\n"
     elif args.to == "accelerate":
@@ -475,7 +612,7 @@ def cmd_export(args) -> int:
     else:  # trl
         ref = parse_model_ref(frozen.get("model.path", ""), frozen.resolve_path)
         model = str(builtin_dir(ref.value)) if ref.kind == "builtin" else (
-            str(runs_dir / ref.value / "final") if ref.kind == "run" else ref.value)
+            str(run_final(runs_dir, ref.value)) if ref.kind == "run" else ref.value)
         text = launch.trl_config(frozen, model)
     return _emit(text, args.output, overwrite=True)
 
@@ -520,6 +657,35 @@ def cmd_new(args) -> int:
 
         text += all_fields_comment(args.stage)
     return _emit(text, args.output, overwrite=args.force)
+
+
+def cmd_top(args) -> int:
+    """The machine's load, one snapshot a second (plain text; --once prints one). Ctrl-C ends it (exit 0)."""
+    import shutil
+
+    from workbench.core import system
+
+    runs_dir = paths.runs_dir(args.runs_dir)
+    sampler, tty = system.SystemSampler(runs_dir), sys.stdout.isatty()
+    try:
+        while True:
+            s = sampler.sample()
+            width = shutil.get_terminal_size((80, 24)).columns if tty else 80
+            text = system.top_text(s, system.live_run_gpu_memory(s.gpu, runs_dir), str(runs_dir), width)
+            if args.once:
+                _out(text)
+                return EXIT_OK
+            sys.stdout.write(("\x1b[H\x1b[2J" if tty else "") + text + "\n" + ("" if tty else "\n"))
+            sys.stdout.flush()
+            time.sleep(max(system.MIN_INTERVAL_S, args.interval))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    from workbench.serve import serve
+
+    return serve(paths.runs_dir(args.runs_dir), args.host, args.port, args.public_url)
 
 
 def cmd_tui(args, recipe: Path | None = None, run: Path | None = None) -> int:
@@ -584,17 +750,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("recipe")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a recipe value")
     sp.add_argument("--detach", action="store_true", help="start and return at once")
-    sp.add_argument("--allow-code", action="store_true", help="run the recipe's Python reward files (asked once "
-                                                              "per file content)")
+    sp.add_argument("--allow-code", action="store_true", help=ALLOW_CODE_HELP)
     sp.add_argument("--queue", action="store_true", help="do not start it now: it waits in the run queue until the "
                     "GPUs it needs are free (no GPUs: until the queue's run before it ended); returns at once")
     from workbench.cli_queue import add_parsers as add_queue_parsers, add_setting_flags
 
     add_setting_flags(sp)
     add_queue_parsers(add)
-    sp = add("pipeline", cmd_pipeline, "run a folder of recipes in order; run:previous chains the stages")
+    sp = add("pipeline", cmd_pipeline, "validate a folder of recipes and start it as a detached pipeline (stages in "
+             "name order, each after the previous completed; run:previous chains them); follow it unless --detach")
     sp.add_argument("folder")
-    sp.add_argument("--allow-code", action="store_true", help="run the recipes' Python reward files")
+    sp.add_argument("--detach", action="store_true", help="start and return at once")
+    sp.add_argument("--allow-code", action="store_true", help=ALLOW_CODE_HELP)
+    sp = add("pipeline-tail", cmd_pipeline_tail, "follow a pipeline stage by stage (Ctrl-C stops following only)")
+    sp.add_argument("pipeline")
+    sp = add("pipeline-stop", cmd_pipeline_stop, "stop a pipeline: its current stage's run is stopped (checkpoint, "
+             "then SIGTERM, then SIGKILL) and later stages do not start")
+    sp.add_argument("pipeline")
+    sp.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the run's clean stop")
+    sp = add("pipeline-resume", cmd_pipeline_resume, "continue a failed/stopped/killed pipeline from its current "
+             "stage (the run resumes from its checkpoint, or starts afresh), then the later stages")
+    sp.add_argument("pipeline")
+    sp.add_argument("--detach", action="store_true")
     sp = add("edit", cmd_edit, "open the TUI's recipe editor on a file (also: workbench FILE.toml)")
     sp.add_argument("recipe")
     sp = add("open", cmd_open, "open the TUI on a run's monitor")
@@ -634,15 +811,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run")
     sp.add_argument("-n", "--lines", type=int, default=20, metavar="N",
                     help="start from the last N lines of metrics.jsonl (0: from the beginning; default 20)")
+    sp.add_argument("--vllm", action="store_true", help="the run's vLLM server log (RUN_DIR/vllm.log) instead")
     sp = add("stop", cmd_stop, "stop a run: checkpoint and end, then SIGTERM, then SIGKILL")
     sp.add_argument("run")
     sp.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a clean stop")
     sp = add("resume", cmd_resume, "continue a stopped/failed/killed run from its last checkpoint")
     sp.add_argument("run")
     sp.add_argument("--detach", action="store_true")
+    sp = add("start", cmd_start, "start a prepared run (made by `workbench prepare`) here")
+    sp.add_argument("run")
+    sp.add_argument("--detach", action="store_true")
+    sp = add("rm", cmd_rm, "delete runs that are not live (prepared or finished)")
+    sp.add_argument("runs", nargs="+", metavar="RUN")
     sp = add("prepare", cmd_prepare, "make a run directory without starting it (for sbatch); prints its path")
     sp.add_argument("recipe")
-    sp.add_argument("--allow-code", action="store_true", help="run the recipe's Python reward files")
+    sp.add_argument("--allow-code", action="store_true", help=ALLOW_CODE_HELP)
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
     sp = add("export", cmd_export, "print the command or config files a recipe runs with")
     sp.add_argument("recipe")
@@ -664,6 +847,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", help="write to this file (atomically)")
     sp.add_argument("--force", action="store_true")
     sp.add_argument("--all", action="store_true", help="append every trl config field (commented) with its help")
+    sp = add("top", cmd_top, "CPU, RAM, free disk of the runs directory, each GPU (utilisation, memory, temperature, "
+             "power) and the GPU memory of each live run, refreshed every second (Ctrl-C ends it)")
+    sp.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    sp.add_argument("--interval", type=float, default=1.0, help="seconds between snapshots (at least 1)")
+    sp = add("serve", cmd_serve, "serve the TUI in a browser through textual-serve (pip install 'workbench[serve]'); "
+             "each browser tab gets its own TUI, and closing it never touches a run")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other, e.g. "
+                    "0.0.0.0, lets anyone on the network drive training: there is no login)")
+    sp.add_argument("--public-url", help="the URL browsers reach it by, behind a proxy (default: the address the "
+                    "browser used)")
     return p
 
 
