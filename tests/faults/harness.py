@@ -135,7 +135,7 @@ class Run:
             if st.get("state") in FINAL_STATES:
                 raise AssertionError(f"the run ended ({st.get('state')}: {st.get('error')}) before step {step}")
             time.sleep(0.01)
-        raise AssertionError(f"step {step} not reached in time (at {self.attempt_step()})")
+        raise AssertionError(f"step {step} not reached in time (at {self.attempt_step()}); {self.where()}")
 
     def wait_phase(self, phase: str, min_step: int = 0, timeout: float | None = None) -> int:
         """Wait until the trainer reports ``phase`` at or after min_step; returns the step."""
@@ -150,7 +150,18 @@ class Run:
             if st.get("state") in FINAL_STATES:
                 raise AssertionError(f"the run ended ({st.get('state')}) before phase {phase} at step {min_step}")
             time.sleep(0.005)
-        raise AssertionError(f"phase {phase} at step {min_step} not seen in time")
+        raise AssertionError(f"phase {phase} at step {min_step} not seen in time; {self.where()}")
+
+    def where(self) -> str:
+        """The run's raw status and the end of its runner's and trainer's logs, for a failure message."""
+        st = self.rd.read_status()
+        tails = []
+        for log in (self.rd.runner_log_path, self.rd.stdout_path):
+            try:
+                tails.append(f"{log.name}: " + " | ".join(log.read_text(errors="replace").splitlines()[-3:]))
+            except OSError:
+                pass
+        return f"state {st.get('state')}, phase {st.get('phase')}; " + "; ".join(tails)
 
     def _remember(self) -> None:
         st = self.rd.read_status()
