@@ -4,7 +4,8 @@
 
 Same model, data, system prompt, reward functions and hyperparameters as recipes/grpo-tiny.toml (and the same
 TrainingArguments workbench adds on a CPU: report_to none, no tqdm, save_total_limit 3, fp32). Imports nothing
-from workbench. Prints trl's log dicts ({'loss': ...}) to stdout.
+from workbench. Prints trl's log dicts ({'loss': ...}) to stdout. --gpu (bf16 on the GPU, the model in its saved
+dtype), the size flags and --use-vllm (colocate) are for benchmarks/gpu_check.py.
 """
 from __future__ import annotations
 
@@ -56,6 +57,12 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--max-steps", type=int, default=30)
+    ap.add_argument("--gpu", action="store_true", help="train on the GPU in bf16 (default: the CPU in fp32)")
+    ap.add_argument("--batch-size", type=int, default=8, help="completions per step")
+    ap.add_argument("--num-generations", type=int, default=4)
+    ap.add_argument("--max-completion-length", type=int, default=32)
+    ap.add_argument("--save-steps", type=int, default=15)
+    ap.add_argument("--use-vllm", action="store_true", help="generate with vLLM, colocated (needs --gpu)")
     args = ap.parse_args()
     out = Path(args.out)
 
@@ -66,24 +73,25 @@ def main() -> None:
     config = GRPOConfig(
         output_dir=str(out / "checkpoints"),
         seed=0,
-        num_generations=4,
-        per_device_train_batch_size=8,
+        num_generations=args.num_generations,
+        per_device_train_batch_size=args.batch_size,
         temperature=0.9,
         beta=0.04,
-        max_completion_length=32,
+        max_completion_length=args.max_completion_length,
         learning_rate=1e-4,
         max_steps=args.max_steps,
         logging_steps=1,
-        save_steps=15,
+        save_steps=args.save_steps,
         save_total_limit=3,
         reward_weights=[1.0, 1.0],
         report_to="none",
         disable_tqdm=True,
-        use_cpu=True,
-        bf16=False,
+        use_cpu=not args.gpu,
+        bf16=args.gpu,
         fp16=False,
+        **({"use_vllm": True, "vllm_mode": "colocate"} if args.use_vllm else {}),
     )
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto" if args.gpu else torch.float32)
     trainer = GRPOTrainer(model=model, reward_funcs=[format, correctness], args=config, train_dataset=dataset,
                           processing_class=tokenizer)
     trainer.train()

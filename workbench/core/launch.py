@@ -33,6 +33,7 @@ class LaunchPlan:
     argv: list[str]
     env: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)  # name in the run dir -> content
+    server: dict | None = None  # the vLLM server the runner starts first (workbench/core/vllm_server.py)
 
 
 def uses_deepspeed(recipe: Recipe) -> bool:
@@ -127,7 +128,9 @@ def plan(recipe: Recipe, run_dir: Path, schema_defaults: dict | None = None) -> 
         argv = [*torchrun_args(recipe), *target]
     else:
         argv = [sys.executable, *target]
-    return LaunchPlan(argv, env, files)
+    from workbench.core import vllm_server
+
+    return LaunchPlan(argv, env, files, vllm_server.plan(recipe, run_dir))
 
 
 RUN_DIR_VAR = "RUN_DIR"  # the run directory in exported scripts: set by the user, expanded by the shell
@@ -172,6 +175,11 @@ def shell_script(p: LaunchPlan, run_dir: Path) -> str:
             + shell_command(p, run_dir) + "\n")
     for name, content in p.files.items():
         text += f"# it reads ${RUN_DIR_VAR}/{name}:\n" + comment(content.replace(str(run_dir), f"${RUN_DIR_VAR}"))
+    if p.server:  # the runner starts it first; a script has to as well (PORT: a free loopback port)
+        server = LaunchPlan([a if a != "{port}" else "PORT" for a in p.server["argv"]], p.server["env"])
+        text += ("# vLLM server mode: start the server first, and give the trainer the same port\n"
+                 "# (WORKBENCH_VLLM_PORT=PORT) and the other GPUs (CUDA_VISIBLE_DEVICES):\n"
+                 + comment(shell_command(server, run_dir)))
     return text
 
 

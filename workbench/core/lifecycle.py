@@ -14,10 +14,10 @@ writes one). The other processes report *evidence* and this module decides:
   any reader      settles a live state whose processes are gone (``status``), and a runner-less run by its
                   trainer's outcome or by heartbeat age
 
-"Alive" is: the runner's pid, or any process of the run's process group, whose command line or environment
-names this run directory (so a reused pid never counts). A run with ``machine_rank > 0`` is a *member* of a
-multi-node run: it trains, writes its own lifecycle events and outcome, and ends with its own state; the
-rank-0 machine holds the metrics, samples and the final model.
+"Alive" is: the runner's pid, or any process of the run's process group (or of its vLLM server's group,
+``vllm_pgid``), whose command line or environment names this run directory (so a reused pid never counts). A run
+with ``machine_rank > 0`` is a *member* of a multi-node run: it trains, writes its own lifecycle events and
+outcome, and ends with its own state; the rank-0 machine holds the metrics, samples and the final model.
 
 A pipeline (runs/pipelines/<id>/) has states of its own, written by its launcher, its pipeline runner and readers;
 see the pipeline section. Its stages are ordinary runs and keep the run states above.
@@ -126,8 +126,9 @@ def _group_members(pgid: int) -> list[int]:
     return out
 
 
-def processes(rd: RunDir, st: dict | None = None) -> list[int]:
-    """The live processes of this run on this machine: the runner and every member of its process group."""
+def processes(rd: RunDir, st: dict | None = None, server: bool = True) -> list[int]:
+    """The live processes of this run on this machine: the runner and every member of its process group, and of
+    its vLLM server's group unless ``server`` is False."""
     st = rd.read_status() if st is None else st
     if st.get("host") not in (None, hostname()):
         return []
@@ -137,9 +138,10 @@ def processes(rd: RunDir, st: dict | None = None) -> list[int]:
         pid = st.get(key)
         if pid and _names_run(int(pid), path):
             pids.add(int(pid))
-    pgid = st.get("pgid")
-    if pgid:
-        pids.update(p for p in _group_members(int(pgid)) if _names_run(p, path))
+    for key in ("pgid", "vllm_pgid") if server else ("pgid",):  # the vLLM server's own group (core/vllm_server.py)
+        pgid = st.get(key)
+        if pgid:
+            pids.update(p for p in _group_members(int(pgid)) if _names_run(p, path))
     return sorted(pids)
 
 
@@ -203,6 +205,15 @@ def judge(rd: RunDir, st: dict, rc: int | None, terminated: bool = False) -> dic
     return out
 
 
+def runner_could_not_start(rd: RunDir, error: str, started: float, stopped: bool = False) -> dict:
+    """The runner's last word when the trainer never started (its vLLM server failed, or a stop came first)."""
+    now = time.time()
+    fields = {"note": error} if stopped else {"error": error, "exit_code": None}
+    st = try_transition(rd, STOPPED if stopped else FAILED, RUNNER, ended=now, duration=round(now - started, 3),
+                        **fields)
+    return st or rd.read_status()
+
+
 def runner_finished(rd: RunDir, rc: int, terminated: bool, started: float) -> dict:
     """The runner's last word: the trainer exited with rc."""
     end = judge(rd, rd.read_status(), rc, terminated)
@@ -230,7 +241,17 @@ def _live(rd: RunDir, st: dict) -> bool:
         return True  # the launcher has not started the runner yet, or it is still starting
     if runner_alive(rd, st):
         return True
-    return bool(processes(rd, st))
+    live = processes(rd, st)
+    if live and st.get("vllm_pgid"):
+        server = {p for p in _group_members(int(st["vllm_pgid"])) if _names_run(p, str(rd.path))}
+        if set(live) <= server:  # only the vLLM server's processes are left: their runner and trainer are gone
+            for pid in live:
+                try:
+                    os.kill(pid, signal.SIGKILL)  # a server nobody can use must not hold its GPUs
+                except (ProcessLookupError, PermissionError):
+                    pass
+            return False
+    return bool(live)
 
 
 def settle(rd: RunDir) -> dict:
@@ -325,7 +346,8 @@ def member_info(launch: dict) -> dict:
 def fresh_attempt_fields() -> dict:
     """Status keys of an attempt's end that a new attempt (start, resume) clears."""
     return dict.fromkeys(("outcome", "error", "error_type", "hint", "signal", "note", "exit_code", "ended",
-                          "duration", "phase", "saving_since", "failed_at", "trainer_pid", "runner_pid"), UNSET)
+                          "duration", "phase", "saving_since", "failed_at", "trainer_pid", "runner_pid", "vllm_pid",
+                          "vllm_pgid", "vllm_port", "vllm_phase", "vllm_exit_code", "trainer_gpus"), UNSET)
 
 
 def queued_fields() -> dict:

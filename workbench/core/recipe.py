@@ -12,6 +12,8 @@ Sections and their keys (the keys under [train] are the trl config class's own f
             generation eval during training; also trl's eval_dataset for sft/pretrain/reward/dpo/kto)
   [train]   passed to the stage's trl config class after validation
   [launch]  backend, num_processes, zero_stage
+  [vllm]    server_gpus, port, startup_timeout, args (GRPO/RLOO with train.vllm_mode = "server": the workbench
+            starts `trl vllm-serve`; trl's own vLLM fields stay in [train])
 
 Relative paths in a recipe are resolved against the recipe file's folder first, then the current directory; the
 frozen copy in a run directory holds absolute paths.
@@ -121,6 +123,14 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
                                    choices=("auto", "no", "bf16", "fp16")),
         "gpu_memory_gb": KeySpec(("int", "float"), 80, "GPU size the memory estimate is checked against",
                                  minimum=1),
+    },
+    "vllm": {  # the vLLM server the workbench starts in server mode (workbench/core/vllm_server.py, rules_vllm.py)
+        "server_gpus": KeySpec(("list",), [], "GPU indices for `trl vllm-serve` (train.vllm_mode = \"server\"); "
+                               "the trainer gets the others"),
+        "port": KeySpec(("int",), 0, "the server's loopback port (0 = a free one at start)", minimum=0,
+                        maximum=65535),
+        "startup_timeout": KeySpec(("int", "float"), 600, "seconds to wait for the server's /health", minimum=1),
+        "args": KeySpec(("list",), [], "extra arguments for `trl vllm-serve` (forwarded to `vllm serve`)"),
     },
 }
 REQUIRED = (("run", "stage"), ("model", "path"), ("data", "path"))

@@ -13,13 +13,17 @@ DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 F_DIVERGENCE_LOSSES = {"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft"}
 SFT_CONFIG = "trl:SFTConfig"
+# VLLMGeneration: "vllm_mode must be either 'server' or 'colocate'"; vLLM's model implementations
+VLLM_CHOICES = {"vllm_mode": ("server", "colocate"), "vllm_model_impl": ("vllm", "transformers")}
 # (config class or "*") -> {field: accepted values}; a value outside fails at the first step or at start.
 CHOICES = {
     "*": {"train_sampling_strategy": ("random", "sequential", "group_by_length", "batch_rebalance"),
           "ddp_backend": ("nccl", "gloo", "mpi", "xccl", "hccl", "cncl", "mccl")},
     "trl:GRPOConfig": {"loss_type": GRPO_LOSSES, "importance_sampling_level": ("token", "sequence"),
-                       "scale_rewards": ("group", "batch", "none"), "vllm_mode": ("server", "colocate")},
-    "trl:RLOOConfig": {"vllm_mode": ("server", "colocate")},
+                       "scale_rewards": ("group", "batch", "none"), **VLLM_CHOICES,
+                       "vllm_importance_sampling_mode": ("token_truncate", "token_mask", "sequence_truncate",
+                                                         "sequence_mask")},
+    "trl:RLOOConfig": VLLM_CHOICES,
     "trl:DistillationConfig": {"vllm_mode": ("server", "colocate")},
     "trl:DPOConfig": {"f_divergence_type": ("reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"),
                       "truncation_mode": ("keep_start", "keep_end")},

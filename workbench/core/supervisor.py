@@ -133,6 +133,7 @@ def prepare(recipe: Recipe, runs_dir: Path) -> RunDir:
         write_json_atomic(rd.launch_path, {
             "argv": plan.argv, "env": plan.env, "cwd": os.getcwd(), "host": hostname(), "python": sys.executable,
             "recipe_source": str(recipe.path) if recipe.path else None, "files": sorted(plan.files),
+            **({"vllm": plan.server} if plan.server else {}),
         })
         lifecycle.transition(rd, lifecycle.PREPARED, lifecycle.LAUNCHER, stage=frozen.stage, name=frozen.name,
                              model=frozen.get("model.path"), created=time.time(), host=hostname(),
@@ -327,14 +328,16 @@ def _wait_final(rd: RunDir, timeout: float, say=None) -> bool:
 
 
 def _signal_run(rd: RunDir, st: dict, sig) -> None:
-    """Signal the run's process group, and any of its processes outside it (checked against pid reuse)."""
+    """Signal the run's process group, and any of its processes outside it (checked against pid reuse). SIGTERM
+    spares a vLLM server (the trainer may still generate the step it finishes; the runner ends the server after
+    the trainer); SIGKILL takes it too."""
     pgid = st.get("pgid")
     if pgid and lifecycle.processes(rd, st):
         try:
             os.killpg(int(pgid), sig)
         except (ProcessLookupError, PermissionError):
             pass
-    for pid in lifecycle.processes(rd, st):
+    for pid in lifecycle.processes(rd, st, server=sig != signal.SIGTERM):
         try:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):

@@ -105,6 +105,11 @@ def train_kwargs(recipe: Recipe, rd: RunDir) -> dict:
     ds_config = rd.path / "ds_config.json"
     if ds_config.is_file():
         kw["deepspeed"] = str(ds_config)
+    if os.environ.get("WORKBENCH_VLLM_PORT"):  # the runner started this run's vLLM server (core/vllm_server.py)
+        kw.update(vllm_server_host=os.environ.get("WORKBENCH_VLLM_HOST", "127.0.0.1"),
+                  vllm_server_port=int(os.environ["WORKBENCH_VLLM_PORT"]))
+        if os.environ.get("WORKBENCH_VLLM_GROUP_PORT"):
+            kw["vllm_group_port"] = int(os.environ["WORKBENCH_VLLM_GROUP_PORT"])
     return kw
 
 

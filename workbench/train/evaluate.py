@@ -61,11 +61,13 @@ def eval_items(rows, max_prompts: int = 0) -> list[dict]:
 
 # -- generating and scoring ------------------------------------------------------------------------------------
 def run(model, tokenizer, items: list[dict], k: int, temperature: float, max_new_tokens: int,
-        batch_size: int = 16, progress=None) -> list[dict]:
-    """The records of workbench.core.evals (one per completion). The model is left in eval mode."""
+        batch_size: int = 16, progress=None, sampler=None) -> list[dict]:
+    """The records of workbench.core.evals (one per completion). The model is left in eval mode. ``sampler``:
+    another ``generate`` (vllm_generate.generate, with an engine as the model)."""
     from workbench.train.answers import score
     from workbench.train.generate import generate
 
+    generate = sampler or generate
     records: list[dict] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
@@ -147,22 +149,47 @@ def evaluate_job(job: dict, spec: dict, items: list[dict], device) -> dict:
     started = time.time()
     label = job["label"]
     print(f"[eval] {label}: loading {job['model']}", flush=True)
-    model, tokenizer = load_model(job["model"], job.get("tokenizer"), device)
+    model, tokenizer, sampler, where = _sampling(job, device, int(spec.get("seed", 0)))
     records = run(model, tokenizer, items, k=spec["k"], temperature=spec["temperature"],
                   max_new_tokens=spec["max_new_tokens"], batch_size=spec["batch_size"],
-                  progress=lambda done, n: print(f"[eval] {label}: {done}/{n} prompts", flush=True))
+                  progress=lambda done, n: print(f"[eval] {label}: {done}/{n} prompts", flush=True), sampler=sampler)
     summary = evals.summarize(records, spec["k"])
     out = Path(job["out"])
     write_text_atomic(out.with_suffix(".jsonl"), "".join(json.dumps(r) + "\n" for r in records))
     result = {"name": out.name, "target": label, "model": job["model"], "data": spec["data"],
               "system_prompt": spec.get("system_prompt", ""), "k": spec["k"], "temperature": spec["temperature"],
               "max_new_tokens": spec["max_new_tokens"], "max_prompts": spec.get("max_prompts", 0),
-              "seed": spec.get("seed", 0), "device": str(device), "time": time.time(),
+              "seed": spec.get("seed", 0), "device": where, "time": time.time(),
               "seconds": round(time.time() - started, 2), "role": job.get("role", "target"), "summary": summary}
     write_json_atomic(out.with_suffix(".json"), result)
     print(f"[eval] {label}: done in {result['seconds']} s", flush=True)
+    if sampler is not None:
+        from workbench.train import vllm_generate
+
+        vllm_generate.close(model)
     del model
     return result
+
+
+def _sampling(job: dict, device, seed: int):
+    """(model, tokenizer, sampler, device label): a vLLM engine where vLLM can sample this model here
+    (workbench/train/vllm_generate.py), else the transformers model and generate.generate."""
+    from workbench.core.models import TOKENIZER_FILES
+    from workbench.train import vllm_generate
+
+    path = _resolve(job["model"])
+    why = vllm_generate.unusable(path, device)
+    if why is None:
+        folder = Path(path)
+        own = not folder.is_dir() or any((folder / n).is_file() for n in TOKENIZER_FILES)
+        tok = path if own or not job.get("tokenizer") else _resolve(job["tokenizer"])
+        print(f"[eval] {job['label']}: sampling with vLLM", flush=True)
+        eng = vllm_generate.engine(path, tok, seed)
+        return eng, eng.tokenizer, vllm_generate.generate, f"{device} (vLLM)"
+    if device.type == "cuda":
+        print(f"[eval] {job['label']}: sampling with transformers ({why})", flush=True)
+    model, tokenizer = load_model(job["model"], job.get("tokenizer"), device)
+    return model, tokenizer, None, str(device)
 
 
 def main(argv: list[str] | None = None) -> int:

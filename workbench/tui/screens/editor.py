@@ -142,7 +142,7 @@ class EditorScreen(EditorIO, Screen):
         """After any edit of ``key``: header, dependent notes, debounced validation."""
         self.fresh = False
         self.update_head()
-        if key.startswith(("train.", "launch.", "peft.", "model.")):
+        if key.startswith(("train.", "launch.", "peft.", "model.", "vllm.")):
             self.update_batch_note()
         if key.startswith("train."):
             self.query_one(FieldTable).refresh_value(key.split(".", 1)[1])
@@ -184,6 +184,16 @@ class EditorScreen(EditorIO, Screen):
             if event.value > 0 and (self.recipe.get("launch.backend") or "python") == "python":
                 self.query_one("#backend", Select).value = "deepspeed"  # ZeRO needs a distributed launcher
             self.set_value("launch.zero_stage", event.value)
+
+    @on(Select.Changed, "#vllm-mode")
+    def _vllm_mode(self, event: Select.Changed) -> None:
+        from workbench.tui.widgets.recipe_form import vllm_mode
+
+        if not isinstance(event.value, str) or event.value == vllm_mode(self.recipe):
+            return
+        on_ = event.value != "off"  # trl's own fields: use_vllm, vllm_mode ([vllm] server_gpus for server mode)
+        self.set_value("train.use_vllm", True if on_ else None)
+        self.set_value("train.vllm_mode", event.value if on_ else None)
 
     @on(Select.Changed, "#backend")
     def _backend(self, event: Select.Changed) -> None:

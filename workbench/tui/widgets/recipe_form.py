@@ -126,7 +126,24 @@ def _knobs(recipe: Recipe) -> ComposeResult:
     yield row("offload to CPU", Switch(bool(recipe.get("launch.offload_optimizer")), id="offload"),
               Static("optimizer states (ZeRO 1-3); with ZeRO-3 also parameters", classes="note"))
     yield row("GPU size (GB)", field_input(recipe, "launch.gpu_memory_gb", "80"))
+    if stage is not None and stage.name in ("grpo", "rloo"):  # vLLM generation (workbench/core/vllm_server.py)
+        yield row("vLLM generation", Select(VLLM_MODES, value=vllm_mode(recipe), allow_blank=False, id="vllm-mode",
+                                            compact=True))
+        yield row("vLLM memory share", field_input(recipe, "train.vllm_gpu_memory_utilization",
+                                                   "of each GPU: 0.3 colocate, 0.9 server"))
+        yield row("vLLM server GPUs", field_input(recipe, "vllm.server_gpus", "[1]: server mode starts trl vllm-serve"))
     yield Static("", id="launch-note", markup=False)
+
+
+VLLM_MODES = [("off (model.generate)", "off"), ("colocate: on the training GPUs", "colocate"),
+              ("server: on GPUs of its own", "server")]
+
+
+def vllm_mode(recipe: Recipe) -> str:
+    """The editor's choice for train.use_vllm / vllm_mode: off, colocate or server."""
+    from workbench.core.vllm_server import mode
+
+    return mode(recipe) if mode(recipe) in ("colocate", "server") else "off"
 
 
 def batch_note(recipe: Recipe, fields: dict) -> str:
@@ -172,6 +189,9 @@ def launch_note(recipe: Recipe, runs_dir) -> str:
     try:
         plan = launch.plan(recipe, Path("runs") / "<new run>")
         lines.append("command: " + " ".join(plan.argv))
+        if plan.server:
+            lines.append(f"vLLM server first (GPUs {plan.server['gpus']}, a free loopback port): "
+                         + " ".join(plan.server["argv"][1:]))
     except (ValueError, TypeError) as err:
         lines.append(f"command unavailable: {err}")
     return "\n".join(lines)
