@@ -1,9 +1,17 @@
 """Model and dataset discovery for the editor's pickers (file system only)."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 
-from workbench.core import discovery
+import pytest
+
+from tests.conftest import ASSETS
+from workbench.core import discovery, estimate, models
+from workbench.core.models import builtin_config
+from workbench.core.recipe import Recipe
+from workbench.core.validate import validate_recipe
 
 
 def test_hub_cache_models_need_a_snapshot(tmp_path):
@@ -62,3 +70,95 @@ def test_dataset_files_include_shipped_assets_and_extra_roots(tmp_path):
     assert str((tmp_path / "data" / "mine.csv").resolve()) in values
     assert not any(v.endswith("notes.txt") for v in values)
     assert len(values) == len(set(values))
+
+
+# -- a real hub cache, built in the test: save_pretrained into models--ORG--NAME/{blobs,snapshots/<rev>,refs/main} --
+def save_tiny(folder, chat: bool, hidden: int = 64):
+    """A tiny Qwen2 causal LM and a real tokenizer, written by save_pretrained (weights, config, tokenizer files)."""
+    from tokenizers import Tokenizer, models as tok_models
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    cfg = dict(builtin_config("tiny-lm"), hidden_size=hidden, intermediate_size=2 * hidden)
+    model = Qwen2ForCausalLM(Qwen2Config(**cfg))
+    model.save_pretrained(folder)
+    vocab = {f"t{i}": i for i in range(cfg["vocab_size"])}
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(tok_models.WordLevel(vocab, unk_token="t0")),
+                                  unk_token="t0", chat_template="{{ messages[0]['content'] }}" if chat else None)
+    tok.save_pretrained(folder)
+    return sum(p.numel() for p in model.parameters())
+
+
+def put_in_hub_cache(cache, repo_id: str, folder, revision: str, main: bool = True):
+    """The layout huggingface_hub writes: file contents in blobs/<sha256>, snapshots/<rev>/<name> -> the blob."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    snap = repo / "snapshots" / revision
+    snap.mkdir(parents=True)
+    for f in sorted(folder.iterdir()):
+        data = f.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snap / f.name).symlink_to(os.path.relpath(blob, snap))
+    if main:
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(revision)
+    return snap
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_picker_lists_the_hub_cache_as_scan_cache_dir_sees_it(hub_cache, tmp_path):
+    from huggingface_hub import scan_cache_dir
+
+    params = save_tiny(tmp_path / "chat", chat=True)
+    wide = save_tiny(tmp_path / "wide", chat=False, hidden=128)
+    put_in_hub_cache(hub_cache, "acme/tiny-chat", tmp_path / "chat", "a" * 40)
+    old = put_in_hub_cache(hub_cache, "acme/tiny-base", tmp_path / "chat", "b" * 40, main=False)
+    main = put_in_hub_cache(hub_cache, "acme/tiny-base", tmp_path / "wide", "c" * 40)
+    os.utime(old, (2e9, 2e9))  # the newest snapshot is not the one refs/main names
+
+    scanned = scan_cache_dir(hub_cache)
+    assert not scanned.warnings and {r.repo_id for r in scanned.repos} == {"acme/tiny-chat", "acme/tiny-base"}
+    found = {c.value: c for c in discovery.model_choices(tmp_path / "no-runs", roots=[]) if c.kind == "hub"}
+    assert list(found) == ["acme/tiny-base", "acme/tiny-chat"]
+    chat, base = found["acme/tiny-chat"].info, found["acme/tiny-base"].info
+    assert (chat.params, chat.architecture, chat.chat_template) == (params, "Qwen2ForCausalLM", True)
+    assert (base.params, base.chat_template) == (wide, False), "refs/main's revision, not the newest snapshot"
+    size = next(r.size_on_disk for r in scanned.repos if r.repo_id == "acme/tiny-chat")
+    assert chat.size == size > 100_000
+    label = found["acme/tiny-chat"].label
+    assert label.startswith("acme/tiny-chat  (hub cache: ") and "Qwen2ForCausalLM" in label and \
+        "chat template" in label and "KB" in label and "params" in label
+    assert "no chat template" in found["acme/tiny-base"].label
+
+    # The one lookup the rest of the project uses agrees with the scan: validation, the estimator, the rules.
+    assert discovery.hub_snapshot("acme/tiny-base") == main
+    assert models.hub_cached("acme/tiny-chat") is not None and models.hub_cached("acme/nothing") is None
+    recipe = Recipe.parse(f'[run]\nstage = "sft"\n[model]\npath = "acme/tiny-base"\n[data]\npath = '
+                          f'"{ASSETS / "format-sft.jsonl"}"\n')
+    assert estimate.recipe_shape(recipe, None).params == wide
+    problems = validate_recipe(recipe, tmp_path)
+    model_problems = [p for p in problems if p.key == "model.path"]
+    assert any("no chat template" in p.message for p in model_problems), model_problems
+    assert not any("cache" in p.message for p in model_problems)
+
+
+def test_runs_and_local_folders_are_described_too(tmp_path):
+    pytest.importorskip("transformers")
+    params = save_tiny(tmp_path / "models" / "mine", chat=True)
+    run = tmp_path / "runs" / "20260101-000000-sft"
+    (run / "final").mkdir(parents=True)
+    (run / "status.json").write_text("{}")
+    (run / "final" / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "PROMPT_TUNING", "base_model_name_or_path": str(tmp_path / "models" / "mine")}))
+    local = discovery.local_model_folders([tmp_path / "models"])
+    assert [c.info.params for c in local] == [params] and "chat template" in local[0].label
+    (runs,) = discovery.run_final_models(tmp_path / "runs")
+    assert runs.info.architecture == "prompt_tuning adapter on mine"

@@ -86,4 +86,76 @@ def test_cli_estimate_of_a_recipe_with_lora():
     proc = subprocess.run(workbench_cmd("estimate", str(RECIPES / "grpo-tiny.toml"), "--set", 'peft.method="lora"'),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "trainable" in proc.stdout and "LoRA" in proc.stdout
+    assert "trainable" in proc.stdout and "LoRA adapter" in proc.stdout
+
+
+GQA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3,
+       "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512, "tie_word_embeddings": False}
+
+
+@pytest.mark.parametrize("cfg", [builtin_config("tiny-lm"), GQA], ids=["qwen2", "llama-gqa"])
+def test_every_adapter_method_counts_what_peft_trains(cfg):
+    """The estimator's trainable parameters per [peft] method against peft's own count of the built adapter."""
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    built = {
+        ("lora", ()): LoraConfig(r=4, target_modules="all-linear"),
+        ("dora", ()): LoraConfig(r=4, target_modules="all-linear", use_dora=True),
+        ("qlora", (("target_modules", ("q_proj", "v_proj")),)): LoraConfig(r=4, target_modules=["q_proj", "v_proj"]),
+        ("ia3", ()): IA3Config(),
+        ("ia3", (("target_modules", "all-linear"),)): IA3Config(target_modules="all-linear"),
+        ("ia3", (("target_modules", ("k_proj", "down_proj")), ("feedforward_modules", ("down_proj",)))):
+            IA3Config(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"]),
+        ("prompt", ()): PromptTuningConfig(num_virtual_tokens=5),
+        ("prefix", ()): PrefixTuningConfig(num_virtual_tokens=5),
+    }
+    shape = est.shape_from_config(cfg)
+    config = AutoConfig.for_model(**cfg)
+    for (method, extra), peft_cfg in built.items():
+        peft_cfg.task_type = "CAUSAL_LM"
+        model = get_peft_model(AutoModelForCausalLM.from_config(config), peft_cfg)
+        trainable, total = model.get_nb_trainable_parameters()
+        section = {"r": 4, "num_virtual_tokens": 5, **dict(extra)}
+        assert est.adapter_trainable(shape, method, section) == trainable, (method, extra)
+    assert est.adapter_trainable(shape, "full", {}) is None
+
+
+def recipe_estimate(*sets: str):
+    from workbench.core.recipe import Recipe
+
+    r = Recipe.parse('[run]\nstage = "sft"\n[model]\npath = "x"\n[data]\npath = "d.jsonl"\n[train]\nmax_length = 4096\n'
+                     "per_device_train_batch_size = 4\n")
+    r.apply_overrides(list(sets))
+    llama_8b = est.shape_from_config({"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                                      "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+                                      "tie_word_embeddings": False, "model_type": "llama"})
+    est_recipe_shape, est.recipe_shape = est.recipe_shape, lambda recipe, runs_dir: llama_8b
+    try:
+        return est.estimate_recipe(r), llama_8b
+    finally:
+        est.recipe_shape = est_recipe_shape
+
+
+def test_qlora_base_is_four_bit_and_gradient_checkpointing_shrinks_activations():
+    lora, shape = recipe_estimate('peft.method="lora"')
+    qlora, _ = recipe_estimate('peft.method="qlora"')
+    full, _ = recipe_estimate()
+    assert lora.parts["weights"] == pytest.approx(2 * shape.params) and lora.precision == "bf16/fp16"
+    dense = 2 * 128256 * 4096  # embeddings and the untied output layer stay 16-bit
+    assert qlora.parts["weights"] == pytest.approx(est.NF4_BYTES * (shape.params - dense) + 2 * dense)
+    assert qlora.parts["weights"] / GB == pytest.approx(5.7, abs=0.05)  # Llama-3-8B: 3.6 GB in 4 bits + 2.1 GB 16-bit ends
+    assert "4-bit" in qlora.precision and "4-bit NF4 base" in qlora.table()
+    assert qlora.trainable == lora.trainable and qlora.parts["optimizer"] == lora.parts["optimizer"]
+    assert recipe_estimate('peft.method="lora"', 'model.dtype="float32"')[0].parts["weights"] == 4 * shape.params
+
+    # trl turns gradient checkpointing on by default: each layer keeps only its input (b * s * h, 2 bytes)
+    off, _ = recipe_estimate("train.gradient_checkpointing=false")
+    b, s, h, a = 4, 4096, 4096, 32
+    one_layer = 34 * b * s * h + 5 * a * s * s * b
+    assert off.activations == 32 * one_layer and not off.checkpointing
+    assert full.activations == 32 * 2 * b * s * h + one_layer and full.checkpointing
+    assert "gradient checkpointing" in full.table()
+    prefix, _ = recipe_estimate('peft.method="prefix"')
+    assert not prefix.checkpointing, "the child turns checkpointing off for prefix tuning"
+    assert prefix.trainable == 16 * 32 * 2 * 8 * 128

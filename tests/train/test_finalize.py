@@ -165,3 +165,36 @@ def test_a_stage_without_a_model_saves_nothing(tmp_path):
     rd.path.mkdir()
     save_final(Curation(None), SimpleNamespace(rd=rd, is_main=True, tokenizer=None))
     assert list(rd.path.iterdir()) == []
+
+
+@pytest.mark.parametrize("method", ["dora", "ia3"])
+def test_dora_and_ia3_finals_are_merged(stage_ctx, method):
+    ctx = stage_ctx("sft-tiny.toml", *SHORT, f'peft.method="{method}"', "train.learning_rate=5e-2")
+    trainer = trained(ctx)
+    expected = merged_state(trainer.model)
+    save_final(trainer, ctx)
+    assert_clean_final(ctx)
+    assert_weights(ctx.rd.final_model, expected, Path(ctx.model_path))
+
+
+def test_prompt_tuning_final_keeps_the_adapter_and_loads_on_its_base(stage_ctx):
+    from transformers import AutoModelForCausalLM
+
+    from workbench.core.peft_methods import unmerged_method
+    from workbench.train.adapters import load_with_adapter
+
+    ctx = stage_ctx("sft-tiny.toml", *SHORT, 'peft.method="prompt"', "peft.num_virtual_tokens=3")
+    trainer = trained(ctx)
+    trained_tokens = trainer.model.get_prompt_embedding_to_save("default").detach().clone()
+    save_final(trainer, ctx)
+    final = ctx.rd.final_model
+    assert unmerged_method(final) == "prompt" and not (final / "training_args.bin").exists()
+    assert json.loads((final / "WORKBENCH_ADAPTER.json").read_text())["base"] == ctx.model_path
+    assert (final / "tokenizer.json").is_file()
+
+    for trainable in (True, False):
+        model = load_with_adapter(AutoModelForCausalLM, final, trainable=trainable, dtype=torch.float32)
+        torch.testing.assert_close(model.get_prompt_embedding_to_save("default"), trained_tokens)
+        grads = {p.requires_grad for p in model.prompt_encoder["default"].parameters()}
+        assert grads == {trainable}
+        assert not any(p.requires_grad for p in model.base_model.parameters()), "the base stays frozen"

@@ -350,23 +350,61 @@ async def test_labels_are_never_cut(size, stage, app_factory):
             assert shown_whole(field), f"{field} cut or hidden:\n{screen_text(app)}"
 
 
-async def test_lora_note_follows_the_switch(tmp_path, app_factory):
+def row_shown(screen, key: str) -> bool:
+    return screen.query_one(f"#in-{key.replace('.', '-')}", Input).parent.display
+
+
+async def test_adapter_method_shows_its_own_fields(tmp_path, app_factory):
+    from textual.widgets import Select, Static
+
     path = recipe_copy(tmp_path)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_editor(app, pilot, path)
         await pilot.press("alt+2")
-        screen.query_one("#lora", Switch).focus()
-        for _ in range(20):
-            await pilot.pause(0.05)
-            if "LoRA adapter" in screen_text(app):
-                break
-        assert "off = full fine-tuning" in screen_text(app)
-        screen.query_one("#lora", Switch).value = True
         await pilot.pause(0.05)
-        text = screen_text(app)
-        assert "full fine-tuning" not in text and "LoRA adapter (rank r" in text
-        assert screen.recipe.get("peft.method") == "lora"
+        assert "every weight trains" in str(screen.query_one("#peft-note", Static).render())
+        assert not row_shown(screen, "peft.r") and not row_shown(screen, "peft.num_virtual_tokens")
+        method = screen.query_one("#peft-method", Select)
+        for choice, shown, hidden in (("lora", "peft.r", "peft.num_virtual_tokens"),
+                                      ("ia3", "peft.feedforward_modules", "peft.alpha"),
+                                      ("prefix", "peft.num_virtual_tokens", "peft.target_modules")):
+            method.value = choice
+            await pilot.pause(0.05)
+            assert screen.recipe.get("peft.method") == choice
+            assert row_shown(screen, shown) and not row_shown(screen, hidden), choice
+        assert "prefixes in every layer" in str(screen.query_one("#peft-note", Static).render())
+        assert screen.query_one("#grad-ckpt", Switch).value is False, "prefix tuning trains without checkpointing"
+        assert "train.gradient_checkpointing" not in screen.recipe.dumps()
+
+
+async def test_checkpointing_liger_and_trackers_go_into_train(tmp_path, app_factory):
+    from textual.widgets import Select
+
+    path = recipe_copy(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        await pilot.press("alt+2")
+        await pilot.pause(0.05)
+        ckpt = screen.query_one("#grad-ckpt", Switch)
+        assert ckpt.value is True, "trl's default"
+        note = str(screen.query_one("#launch-note").render())
+        ckpt.value = False
+        await pilot.pause(0.05)
+        assert screen.recipe.get("train.gradient_checkpointing") is False
+        assert str(screen.query_one("#launch-note").render()) != note, "the memory estimate follows"
+        ckpt.value = True
+        await pilot.pause(0.05)
+        assert screen.recipe.get("train.gradient_checkpointing") is None, "back to the default: the key goes"
+        screen.query_one("#liger", Switch).value = True
+        screen.query_one("#report-to", Select).value = "tensorboard"
+        await pilot.pause(0.05)
+        assert screen.recipe.get("train.use_liger_kernel") is True
+        assert screen.recipe.get("train.report_to") == "tensorboard"
+        screen.query_one("#report-to", Select).value = "none"
+        await pilot.pause(0.05)
+        assert screen.recipe.get("train.report_to") is None, "the child's default stays none"
 
 
 async def test_save_as_adds_toml_names_the_file_and_keeps_paths_working(tmp_path, app_factory, monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from textual.widgets import Input, OptionList, Switch, TabbedContent
+from textual.widgets import Input, OptionList, Select, TabbedContent
 
 from tests.conftest import ASSETS, RECIPES
 from tests.tui.conftest import make_run
@@ -53,7 +53,7 @@ async def test_app_started_on_a_file_edits_and_saves_without_stale_comments(tmp_
         await pilot.pause(0.05)
         screen.query_one("#in-train-num_generations", Input).value = "2"
         screen.query_one("#in-train-max_steps", Input).value = "50"
-        screen.query_one("#lora", Switch).value = True
+        screen.query_one("#peft-method", Select).value = "lora"
         screen.query_one("#in-data-path", Input).value = str(tmp_path / "assets" / "data" / "arith-prompts.jsonl")
         await pilot.pause(0.05)
         await pilot.press("ctrl+s")

@@ -228,8 +228,15 @@ def trl_config(recipe: Recipe, model_path: str) -> str:
     body = {"model_name_or_path": model_path, "dataset_name": str(recipe.resolve_path(recipe.get("data.path", "")))
             if recipe.resolve_path(recipe.get("data.path", "")).exists() else recipe.get("data.path", ""),
             "output_dir": f"{recipe.name}-trl"}
-    if recipe.get("peft.method") == "lora":
+    method = recipe.get("peft.method", "full")
+    if method in ("lora", "dora", "qlora"):  # trl's ModelConfig knows LoRA, DoRA and a 4-bit base
         body.update(use_peft=True, lora_r=recipe.get("peft.r", 8), lora_alpha=recipe.get("peft.alpha", 16))
+        if method == "dora":
+            body["use_dora"] = True
+        if method == "qlora":
+            body.update(load_in_4bit=True, bnb_4bit_quant_type="nf4", use_bnb_nested_quant=True)
+    elif method != "full":
+        lines.append(f"# not carried over: [peft] method = {json.dumps(method)} (the trl CLI builds LoRA adapters only)")
     body.update(recipe.section("train"))
     lines += [f"{k}: {json.dumps(v)}" for k, v in body.items()]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core.paths import cache_dir, hf_hub_cache
+from workbench.core.paths import cache_dir, hf_hub_cache  # noqa: F401 - hf_hub_cache: validate's messages
 
 BUILTIN_VERSION = 1
 BUILTIN_MODELS = {
@@ -102,11 +102,11 @@ def folder_problems(path: Path) -> list[tuple[str, str]]:
 
 
 def hub_cached(repo_id: str, kind: str = "models") -> Path | None:
-    d = hf_hub_cache() / f"{kind}--{repo_id.replace('/', '--')}"
-    snaps = d / "snapshots"
-    if snaps.is_dir() and any(snaps.iterdir()):
-        return d
-    return None
+    """The hub cache's snapshot folder for ``repo_id`` (``kind`` models | datasets), or None when not downloaded
+    here. workbench/core/discovery.py owns the cache's layout."""
+    from workbench.core import discovery  # local: discovery imports this module
+
+    return discovery.hub_snapshot(repo_id, kind.removesuffix("s"))
 
 
 def hub_reachable(timeout: float = 1.5) -> bool:

@@ -3,9 +3,10 @@
 Sections and their keys (the keys under [train] are the trl config class's own field names):
   [run]     name, stage, seed, format_version, description
   [model]   path (builtin:NAME | run:RUN_ID | local folder | hub id), trust_remote_code, dtype, from_scratch,
-            teacher, reward_model (same reference forms)
+            teacher, reward_model (same reference forms), attn_implementation
   [data]    path (local jsonl/json/csv/parquet or hub id), split, system_prompt, max_samples
-  [peft]    method (full | lora), r, alpha, dropout, target_modules
+  [peft]    method (full | lora | dora | qlora | ia3 | prompt | prefix), r, alpha, dropout, target_modules,
+            feedforward_modules, num_virtual_tokens
   [rewards] funcs (built-in names or "path/to/file.py:function"), weights
   [generate] k, max_new_tokens, temperature, threshold, batch_size (best-of-K and offline distillation)
   [eval]    data, every_steps, k, temperature, max_new_tokens, max_prompts, batch_size, on_start (held-out
@@ -36,6 +37,7 @@ else:  # pragma: no cover
 
 from workbench.core import comments
 from workbench.core.atomic import write_text_atomic
+from workbench.core.peft_methods import METHODS as PEFT_METHODS
 from workbench.core.problems import BadInput, Problem
 
 FORMAT_VERSION = 1
@@ -67,6 +69,10 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
         "from_scratch": KeySpec(("bool",), False, "pretrain: take only the config, start from fresh weights"),
         "teacher": KeySpec(("str",), None, "distillation teacher (same reference forms as path)"),
         "reward_model": KeySpec(("str",), None, "PPO / best-of-K reward model (builtin:tiny-rm, run:ID, folder)"),
+        "attn_implementation": KeySpec(("str",), "auto", "attention kernels: auto = flash_attention_2 on a GPU "
+                                       "with flash-attn installed, else sdpa",
+                                       choices=("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3",
+                                                "flex_attention")),
     },
     "data": {
         "path": KeySpec(("str",), None, "a local jsonl/json/csv/parquet file, or a hub dataset id"),
@@ -75,11 +81,16 @@ SECTIONS: dict[str, dict[str, KeySpec]] = {
         "max_samples": KeySpec(("int",), 0, "use only the first N rows (0 = all)", minimum=0),
     },
     "peft": {
-        "method": KeySpec(("str",), "full", "full fine-tuning or a LoRA adapter", choices=("full", "lora")),
-        "r": KeySpec(("int",), 8, "LoRA rank", minimum=1),
+        "method": KeySpec(("str",), "full", "full fine-tuning or an adapter (core/peft_methods.py)",
+                          choices=tuple(PEFT_METHODS)),
+        "r": KeySpec(("int",), 8, "LoRA rank (lora, dora, qlora)", minimum=1),
         "alpha": KeySpec(("int", "float"), 16, "LoRA alpha (scale = alpha / r)", minimum=0),
         "dropout": KeySpec(("float",), 0.0, "LoRA dropout", minimum=0, maximum=1),
-        "target_modules": KeySpec(("list", "str"), "all-linear", "modules to adapt"),
+        "target_modules": KeySpec(("list", "str"), "all-linear", "modules to adapt (lora/dora/qlora: default "
+                                  "all-linear; ia3: peft's defaults for the architecture)"),
+        "feedforward_modules": KeySpec(("list", "str"), None, "ia3: target modules scaled on their input (the "
+                                       "MLP's down projection); default: the targets among peft's MLP names"),
+        "num_virtual_tokens": KeySpec(("int",), 16, "prompt / prefix tuning: trained virtual tokens", minimum=1),
     },
     "rewards": {
         "funcs": KeySpec(("list",), [], "built-in names (format, correctness, length) or 'file.py:function'"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from workbench.core import models
+from workbench.core.discovery import has_chat_template, hub_snapshot
 from workbench.core.rules import RuleContext, as_int
 from workbench.core.rules_stages import prompts_per_batch
 from workbench.core.stages import INSTRUCTION, DataFormat
@@ -282,9 +283,7 @@ def model_folder(c: RuleContext, key: str) -> Path | None:
             and ".." not in ref.value:
         return c.runs_dir / ref.value / "final"
     if ref.kind == "hub":
-        repo = models.hub_cached(ref.value)
-        snaps = sorted((repo / "snapshots").iterdir(), key=lambda p: p.stat().st_mtime) if repo else []
-        return snaps[-1] if snaps else None
+        return hub_snapshot(ref.value)
     return None
 
 
@@ -299,20 +298,6 @@ def model_config(c: RuleContext, key: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def has_chat_template(folder: Path) -> bool | None:
-    """Whether a model folder's tokenizer carries a chat template; None when the folder cannot tell."""
-    if not folder.is_dir():
-        return None
-    if any((folder / n).is_file() for n in ("chat_template.jinja", "chat_template.json")) or \
-            (folder / "additional_chat_templates").is_dir():
-        return True
-    try:
-        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return bool(config.get("chat_template")) if isinstance(config, dict) else None
 
 
 def chat_template(c: RuleContext) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.core import datafile, models, rewards, rules, rules_data, rules_eval, rules_stages, rules_vllm, schema
+from workbench.core import (datafile, models, rewards, rules, rules_data, rules_eval, rules_peft, rules_stages,
+                            rules_vllm, schema)
 from workbench.core.problems import BadInput, Problem, did_you_mean
 from workbench.core.recipe import FORMAT_VERSION, REQUIRED, SECTIONS, KeySpec, Recipe
 from workbench.core.stages import STAGES, match_format
@@ -170,10 +171,11 @@ class Checker:
         self.ctx = rules.RuleContext(self.r, stage, _safe_fields(stage.config_class) if stage.config_class else {},
                                      self.add, self.runs_dir, self.check_files)
         if stage.config_class:
-            for rule in rules.TRAIN_RULES + rules_stages.STAGE_RULES + rules_vllm.VLLM_RULES:
+            for rule in rules.TRAIN_RULES + rules_stages.STAGE_RULES + rules_vllm.VLLM_RULES + rules_peft.PEFT_RULES:
                 rule(self.ctx)
         else:
             rules.launch_packages(self.ctx)
+            rules_peft.method_fits_stage(self.ctx)
 
     # -- model, data, rewards ------------------------------------------------------------------------------
     def models(self) -> None:

@@ -18,7 +18,7 @@ from workbench.core import trust
 from workbench.core.models import parse_model_ref, run_final
 from workbench.core.recipe import Recipe
 from workbench.core.rundir import UNSET, RunDir, boot_time, hostname
-from workbench.train.adapters import peft_config
+from workbench.train.adapters import run_peft_config
 from workbench.train.finalize import save_final
 
 
@@ -55,24 +55,35 @@ class Context:
         """For a load about to happen: the model code must be what consent.json recorded (else ConsentError)."""
         return trust.remote_code_allowed(self.recipe, self.rd.path)
 
-    def model_kwargs(self) -> dict:
-        import torch
+    def model_kwargs(self, trained: bool = False) -> dict:
+        """from_pretrained keywords: remote-code consent, dtype and attention kernels for this machine
+        (train/precision.py); ``trained``: the model this run trains (QLoRA loads it in 4-bit)."""
+        from workbench.train import precision
+        from workbench.train.adapters import quantization_config
 
         kw = {"trust_remote_code": self.trust_remote_code()}
-        dtype = self.recipe.get("model.dtype", "auto")
-        if dtype != "auto":
-            kw["dtype"] = getattr(torch, dtype)
-        elif not torch.cuda.is_available():
-            kw["dtype"] = torch.float32
+        dtype = precision.load_dtype(self.recipe, trained)
+        quant = quantization_config(self.recipe) if trained else None
+        if quant is not None:  # the base in 4-bit on this process's GPU; other modules in the compute dtype
+            dtype = dtype or quant.bnb_4bit_compute_dtype
+            kw.update(quantization_config=quant, device_map={"": int(os.environ.get("LOCAL_RANK", "0"))})
+        if dtype is not None:
+            kw["dtype"] = dtype
+        kw["attn_implementation"] = precision.attention_implementation(self.recipe, self.model_path, dtype)
         return kw
 
     def load_causal_lm(self, from_scratch: bool = False):
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        kw = self.model_kwargs()
+        from workbench.core.peft_methods import unmerged_method
+        from workbench.train.adapters import load_with_adapter
+
+        kw = self.model_kwargs(trained=True)
         if from_scratch:
             config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=kw["trust_remote_code"])
             return AutoModelForCausalLM.from_config(config, **kw)
+        if unmerged_method(self.model_path):  # a run's prompt / prefix adapter: base + adapter, trained on
+            return load_with_adapter(AutoModelForCausalLM, self.model_path, trainable=True, **kw)
         return AutoModelForCausalLM.from_pretrained(self.model_path, **kw)
 
 
@@ -91,15 +102,13 @@ def resolve_model(raw: str, rd: RunDir) -> str:
 
 
 def train_kwargs(recipe: Recipe, rd: RunDir) -> dict:
-    import torch
+    from workbench.train.precision import precision_kwargs
 
     kw = dict(output_dir=str(rd.checkpoints), report_to="none", disable_tqdm=True, logging_steps=1,
               seed=int(recipe.get("run.seed", 0)), save_total_limit=3)
-    if not torch.cuda.is_available():
-        kw.update(use_cpu=True, bf16=False, fp16=False)
-    mp = recipe.get("launch.mixed_precision", "auto")
-    if mp != "auto":
-        kw.update(bf16=mp == "bf16", fp16=mp == "fp16")
+    kw.update(precision_kwargs(recipe))  # CPU: fp32; a GPU: bf16 where it has it, else fp16
+    if recipe.get("peft.method") == "prefix":  # checkpointed attention drops the prefix from the mask (rules_peft)
+        kw["gradient_checkpointing"] = False
     kw.update(recipe.section("train"))
     kw["output_dir"] = str(rd.checkpoints)
     ds_config = rd.path / "ds_config.json"
@@ -160,8 +169,8 @@ def main(run_dir: str) -> int:
         ctx.tokenizer = AutoTokenizer.from_pretrained(ctx.model_path, trust_remote_code=ctx.trust_remote_code())
         ctx.dataset = data.load(recipe)
         ctx.train_kwargs = train_kwargs(recipe, rd)
-        ctx.peft_config = peft_config(recipe)
         ctx.logger, ctx.stop = logger, stop
+        ctx.peft_config = run_peft_config(ctx)  # None for a run's unmerged adapter: training goes on with it
         ctx.callbacks = [ctx.logger, stop]
         eval_in_training.setup(ctx)  # [eval]: held-out rows, trl's eval_dataset, the periodic generation eval
         trainer = BUILDERS[recipe.stage](ctx)

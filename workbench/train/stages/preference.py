@@ -9,7 +9,8 @@ def build_reward(ctx):
     from workbench.train.adapters import SEQ_CLS, peft_config
 
     args = RewardConfig(**ctx.train_kwargs)
-    model = AutoModelForSequenceClassification.from_pretrained(ctx.model_path, num_labels=1, **ctx.model_kwargs())
+    model = AutoModelForSequenceClassification.from_pretrained(ctx.model_path, num_labels=1,
+                                                               **ctx.model_kwargs(trained=True))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = ctx.tokenizer.pad_token_id
     report_long_pairs(ctx, args.max_length)

@@ -26,7 +26,7 @@ from workbench.core.recipe import Recipe
 from workbench.core.stages import STAGES
 from workbench.tui.screens.editor_io import EditorIO
 from workbench.tui.widgets.field_table import FieldTable
-from workbench.tui.widgets.recipe_form import basics, batch_note, from_text, knobs, launch_note, lora_note, to_text
+from workbench.tui.widgets.recipe_form import basics, batch_note, from_text, knobs, launch_note, to_text
 
 DEBOUNCE = 0.4
 
@@ -106,6 +106,7 @@ class EditorScreen(EditorIO, Screen):
         self.update_head()
         self.update_trust()
         self.update_batch_note()
+        self.show_peft_fields()
         self.load_schema(self.recipe.stage)
         self.schedule_validation(0.0)
         if self.load_error:
@@ -171,12 +172,29 @@ class EditorScreen(EditorIO, Screen):
             self.set_value("model.trust_remote_code", True if event.value else None)
         self.update_trust()
 
-    @on(Switch.Changed, "#lora")
-    def _lora(self, event: Switch.Changed) -> None:
-        method = "lora" if event.value else "full"
-        self.query_one("#lora-note", Static).update(lora_note(event.value))
-        if method != (self.recipe.get("peft.method") or "full"):
-            self.set_value("peft.method", method)
+    @on(Select.Changed, "#peft-method, #report-to")
+    @on(Switch.Changed, "#grad-ckpt, #liger")
+    def _train_option(self, event: Select.Changed | Switch.Changed) -> None:
+        from workbench.tui.widgets.recipe_form import option_edits
+
+        for key, value in option_edits(self.recipe, event.control.id or "", event.value):
+            self.set_value(key, value)
+        if event.control.id == "peft-method":
+            self.show_peft_fields()
+
+    def show_peft_fields(self) -> None:
+        """The adapter method's own [peft] rows (core/peft_methods.FIELDS), its note, checkpointing's default."""
+        from workbench.core.peft_methods import FIELDS
+        from workbench.tui.widgets.recipe_form import checkpointing_on, method_note, peft_method
+
+        method = peft_method(self.recipe)
+        for inp in self.query(".peft-field").results(Input):
+            if inp.parent is not None:
+                inp.parent.display = (inp.name or "").removeprefix("peft.") in FIELDS.get(method, ())
+        for note in self.query("#peft-note").results(Static):
+            note.update(method_note(method))
+        for switch in self.query("#grad-ckpt").results(Switch):
+            switch.value = checkpointing_on(self.recipe)  # prefix tuning turns it off
 
     @on(Select.Changed, "#zero")
     def _zero(self, event: Select.Changed) -> None:

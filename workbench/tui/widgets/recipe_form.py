@@ -67,8 +67,59 @@ def layout(items: list) -> list:
     return out
 
 
-def lora_note(on: bool) -> str:
-    return "on = a LoRA adapter (rank r, scale alpha / r)" if on else "off = full fine-tuning"
+def method_note(method: str) -> str:
+    """One line on a [peft] method (core/peft_methods.py)."""
+    from workbench.core.peft_methods import METHODS
+
+    return METHODS.get(method, "")
+
+
+# [peft] keys in the form: label, placeholder; each method shows its own (peft_methods.FIELDS), the rest hide.
+PEFT_ROWS = (("r", "LoRA r", "8"), ("alpha", "LoRA alpha", "16"), ("dropout", "LoRA dropout", "0.0"),
+             ("target_modules", "target modules", 'all-linear, or ["q_proj", "v_proj"]'),
+             ("feedforward_modules", "feed-forward modules", '["down_proj"] (IA3: scaled on the input)'),
+             ("num_virtual_tokens", "virtual tokens", "16"))
+REPORTERS = ("none", "tensorboard", "wandb", "trackio", "mlflow")
+
+
+def peft_method(recipe: Recipe) -> str:
+    from workbench.core.peft_methods import METHODS, method_of
+
+    method = method_of(recipe)
+    return method if method in METHODS else "full"
+
+
+def report_choice(recipe: Recipe) -> str:
+    v = recipe.get("train.report_to")
+    v = v[0] if isinstance(v, list) and len(v) == 1 else v
+    return v if isinstance(v, str) and v else "none"
+
+
+def checkpointing_on(recipe: Recipe) -> bool:
+    from workbench.core.estimate import checkpointing_on as on
+
+    return on(recipe)
+
+
+def option_edits(recipe: Recipe, control: str, value) -> list[tuple[str, Any]]:
+    """The recipe edits a choice or switch of the Train tab makes: (key, value), None removing the key (the
+    child's or trl's default applies). Nothing when the recipe already says so."""
+    if control == "peft-method":
+        return [("peft.method", value)] if isinstance(value, str) and value != peft_method(recipe) else []
+    if control == "grad-ckpt":
+        if value == checkpointing_on(recipe):
+            return []
+        key = "train.activation_checkpointing" if "activation_checkpointing" in recipe.section("train") else \
+            "train.gradient_checkpointing"
+        default = recipe.get("peft.method") != "prefix"  # trl's default, off for prefix tuning (rules_peft.py)
+        return [(key, None if value == default and key == "train.gradient_checkpointing" else bool(value))]
+    if control == "liger":
+        return [] if value == (recipe.get("train.use_liger_kernel") is True) else \
+            [("train.use_liger_kernel", True if value else None)]
+    if control == "report-to":
+        return [] if not isinstance(value, str) or value == report_choice(recipe) else \
+            [("train.report_to", None if value == "none" else value)]
+    return []
 
 
 def basics(recipe: Recipe) -> ComposeResult:
@@ -112,10 +163,25 @@ def _knobs(recipe: Recipe) -> ComposeResult:
     for field in (stage.key_fields if stage else ("learning_rate", "max_steps")):
         yield row(field, field_input(recipe, f"train.{field}"))
     yield Static("", id="batch-note", markup=False)
-    yield row("LoRA adapter", Switch(recipe.get("peft.method") == "lora", id="lora"),
-              Static(lora_note(recipe.get("peft.method") == "lora"), id="lora-note", classes="note"))
-    yield row("LoRA r", field_input(recipe, "peft.r", "8"))
-    yield row("LoRA alpha", field_input(recipe, "peft.alpha", "16"))
+    from workbench.core.peft_methods import METHODS
+
+    method = peft_method(recipe)
+    yield row("adapter", Select([(m, m) for m in METHODS], value=method, allow_blank=False, id="peft-method",
+                                compact=True), Static(method_note(method), id="peft-note", classes="note"))
+    for key, label, hint in PEFT_ROWS:
+        inp = field_input(recipe, f"peft.{key}", hint)
+        inp.add_class("peft-field")
+        yield row(label, inp)
+    if stage is None or stage.config_class:  # fields of every trl config
+        yield row("gradient checkpointing", Switch(checkpointing_on(recipe), id="grad-ckpt"),
+                  Static("recompute activations in the backward pass: far less memory, ~30% slower", classes="note"))
+        yield row("Liger kernels", Switch(recipe.get("train.use_liger_kernel") is True, id="liger"),
+                  Static("fused Triton kernels (norm, RoPE, SwiGLU, loss): less memory on a GPU (liger-kernel)",
+                         classes="note"))
+        current = report_choice(recipe)
+        yield row("report to", Select([(r, r) for r in dict.fromkeys((*REPORTERS, current))], value=current,
+                                      allow_blank=False, id="report-to", compact=True),
+                  Static("also log to a tracker (the run's own metrics are written either way)", classes="note"))
     yield row("DeepSpeed ZeRO", Select([("0 (off)", 0), ("1", 1), ("2", 2), ("3", 3)],
                                        value=int(recipe.get("launch.zero_stage", 0) or 0), allow_blank=False,
                                        id="zero", compact=True))
