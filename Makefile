@@ -20,7 +20,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt torch
-	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[test,serve]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -4,7 +4,7 @@ draws with it).
 
 Each entry point runs in its own child Python: the TUI (WorkbenchApp headless through App.run_test(): the runs
 screen with its rows, `n` -> stage picker -> the editor on a new grpo recipe until it has validated, then the
-monitor on a finished run with each of its four tabs shown), and each light CLI command through
+monitor on a finished run with each of its tabs shown), and each light CLI command through
 workbench.cli.main([...]). The child then lists the top-level names in sys.modules; the names a bare
 `python -c pass` already has are removed. value = third-party + project top-level modules (stdlib not counted;
 the full lists, stdlib included, go to ctx.work/imports.txt). A forbidden module makes the row fail: budget 0,
@@ -80,7 +80,7 @@ async def main(runs_dir, run_path):
         await until(pilot, lambda: name() == "RunsScreen", "back to the runs screen")
         app.open_monitor(Path(run_path))
         await until(pilot, lambda: name() == "MonitorScreen" and app.screen.history.step > 0, "the monitor's metrics")
-        for key in "2341":
+        for key in "23451":  # samples, log, recipe, system, charts
             await pilot.press(key)
             await pilot.pause(0.3)
         codes.append(0 if name() == "MonitorScreen" else 1)
@@ -96,6 +96,7 @@ CLI_COMMANDS = [  # (label, argv after --runs-dir DIR); `run`, `pipeline`, `resu
     ("new", ["new", "grpo"]),
     ("estimate", ["estimate", "{recipes}/grpo-tiny.toml"]),
     ("export", ["export", "{recipes}/grpo-tiny.toml", "--to", "shell"]),
+    ("top", ["top", "--once"]),
 ]
 
 

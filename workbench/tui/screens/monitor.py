@@ -1,4 +1,5 @@
-"""One run, live: progress and state, stage-appropriate charts, sampled completions by step, the log, the recipe.
+"""One run, live: progress and state, stage-appropriate charts, sampled completions by step, the log, the recipe,
+and the machine (System tab: CPU, RAM, GPUs, this run's GPU memory; widgets/system_panel.py).
 
 A 0.4 s timer starts a thread worker (never two at once) that reads what was appended to metrics.jsonl,
 samples.jsonl and stdout.log and settles the status; the UI updates only the parts that got new data.
@@ -32,6 +33,7 @@ from workbench.tui.screens.modals import MessageModal
 from workbench.tui.widgets.charts import MetricChart
 from workbench.tui.widgets.logtail import TextTail
 from workbench.tui.widgets.samples import FILTERS, SampleIndex, apply_filter, render_step
+from workbench.tui.widgets.system_panel import SystemPanel
 
 LOG_LINES = 2000
 CHUNK = 2 * 1024 * 1024  # metrics bytes per read while catching up on a big file (bounds the memory it takes)
@@ -96,6 +98,7 @@ class MonitorScreen(Screen):
         Binding("2", "tab('samples')", "Samples", show=False),
         Binding("3", "tab('log')", "Log", show=False),
         Binding("4", "tab('recipe')", "Recipe", show=False),
+        Binding("5", "tab('system')", "System", show=False),
     ]
 
     class Polled(Message):
@@ -150,6 +153,8 @@ class MonitorScreen(Screen):
             with TabPane("Recipe", id="recipe"):
                 with VerticalScroll():
                     yield Static("", id="recipe-view")
+            with TabPane("System", id="system"):
+                yield SystemPanel(self.rd)  # samples only while this tab is shown
         yield Footer()
 
     def on_mount(self) -> None:

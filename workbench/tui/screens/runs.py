@@ -26,6 +26,7 @@ from workbench.core.problems import BadInput
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.tui.screens.modals import ConfirmModal
 from workbench.tui.screens.runs_queue import QUEUE_BINDINGS, QueueActions
+from workbench.tui.widgets.system import SystemLine
 
 COLUMNS = ("run", "state", "stage", "model", "step", "reward", "loss", "started", "time")
 STATE_STYLE = {"running": "bold green", "queued": "yellow", "stopping": "bold yellow", "saving": "bold yellow",
@@ -116,6 +117,7 @@ class RunsScreen(QueueActions, Screen):
         yield Header()
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-empty", markup=False)
+        yield SystemLine(id="system-line")  # GPUs free, CPU, RAM, disk: sampled once a second while shown
         yield Footer()
 
     def on_mount(self) -> None:

@@ -102,10 +102,11 @@ def _fit(text: str, width: int) -> str:
 
 
 def draw(series: list[tuple[str, list[float], list[float]]], width: int, height: int, title: str,
-         colors: list[str] | None = None, x_format=None) -> list[Runs]:
+         colors: list[str] | None = None, x_format=None, y_range: tuple[float, float] | None = None) -> list[Runs]:
     """The whole chart as lines of styled runs: a title line (with a legend for several series, wrapped when it is
     wider than the chart), y labels, the braille plot, and an x-axis line with the first and last x (formatted by
-    ``x_format``, default the number). ``colors`` gives each series its own colour (default: COLORS in order)."""
+    ``x_format``, default the number). ``colors`` gives each series its own colour (default: COLORS in order).
+    ``y_range``: the y axis spans at least this (e.g. 0-100 for a percentage), more if the data goes beyond."""
     width, height = max(width, 12), max(height, 3)
     colors = list(colors or ()) + [COLORS[i % len(COLORS)] for i in range(len(colors or ()), len(series))]
     names = [key for key, _, _ in series] if len(series) > 1 else []
@@ -117,6 +118,8 @@ def draw(series: list[tuple[str, list[float], list[float]]], width: int, height:
     xs_all = [x for _, xs, _ in series for x in xs]
     ys_all = [y for _, _, ys in series for y in ys]
     x0, x1, y0, y1 = min(xs_all), max(xs_all), min(ys_all), max(ys_all)
+    if y_range is not None:
+        y0, y1 = min(y0, y_range[0]), max(y1, y_range[1])
     if y1 == y0:
         pad = abs(y0) * 0.05 or 0.5
         y0, y1 = y0 - pad, y1 + pad
@@ -213,6 +216,7 @@ class MetricChart(Widget):
         self.history: MetricsHistory | None = None
         self.series_colors: list[str] | None = None  # one per series (default: COLORS in order)
         self.x_format = None  # str of an x value on the axis line (default: the number)
+        self.y_range: tuple[float, float] | None = None  # the y axis spans at least this (see draw)
         self._cache: tuple | None = None  # (signature, points): a repaint without new data skips downsampling
         self._drawn: tuple | None = None  # (signature/size/title, strips)
 
@@ -253,11 +257,11 @@ class MetricChart(Widget):
     def strips(self) -> list[Strip]:
         w, h = self.size.width, self.size.height
         pts = self.points(w)
-        look = (self.title, tuple(self.series_colors or ()), self.x_format)
+        look = (self.title, tuple(self.series_colors or ()), self.x_format, self.y_range)
         key = (self._cache[0] if self._cache else None, w, h, look)
         if self._drawn and self._drawn[0] == key:
             return self._drawn[1]
-        lines = draw(pts, w, h, self.title, self.series_colors, self.x_format)
+        lines = draw(pts, w, h, self.title, self.series_colors, self.x_format, self.y_range)
         strips = [Strip([Segment(t, _style(st)) for t, st in line]).crop_extend(0, w, None) for line in lines]
         self._drawn = (key, strips)
         return strips
