@@ -62,9 +62,9 @@ class Terminal:
         while time.monotonic() < deadline:
             if needle in ANSI.sub(b"", bytes(self.out[since:])).decode(errors="replace"):
                 return
-            assert self.proc.poll() is None, f"the TUI exited ({self.proc.returncode}):\n{self.text()[-2000:]}"
+            assert self.proc.poll() is None, f"the TUI exited ({self.proc.returncode}):\n{self.text()[-8000:]}"
             time.sleep(0.1)
-        raise AssertionError(f"{needle!r} not on screen after {timeout:.0f} s:\n{self.text()[-2000:]}")
+        raise AssertionError(f"{needle!r} not on screen after {timeout:.0f} s:\n{self.text()[-8000:]}")
 
     def send(self, keys: bytes) -> None:
         os.write(self.master, keys)
