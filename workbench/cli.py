@@ -416,8 +416,6 @@ def cmd_ls(args) -> int:
 
 
 def cmd_show(args) -> int:
-    import json
-
     from workbench.core import supervisor
     from workbench.core.samples import SampleIndex
 
@@ -451,10 +449,15 @@ def cmd_show(args) -> int:
         last = index.steps[-1]
         batch = sorted(index.rows(last), key=lambda r: -(r.get("reward") or 0))
         _out(f"samples   step {last}, {len(batch)} completions (best first):")
-        for r in batch[: args.samples]:
-            rewards = " ".join(f"{k}={summary.fmt_num(v)}" for k, v in (r.get("rewards") or {}).items())
-            _out(f"  reward {summary.fmt_num(r.get('reward'))} adv {summary.fmt_num(r.get('advantage'))} "
-                 f"[{rewards}]  {json.dumps(r.get('completion', ''))[:100]}")
+        for line in _sample_lines(batch[: args.samples]):
+            _out(line)
+    from workbench.core.discovery import run_dataset
+
+    made = run_dataset(rd.path)  # best-of-k and distill-offline write one
+    if made is not None:
+        rows = "?" if made.rows is None else f"{made.rows:,}"
+        _out(f"dataset   {made.path}  ({rows} rows of prompt/completion; an sft recipe trains on it: "
+             f"data.path = \"{made.path}\")")
     from workbench.core import evals
 
     results = evals.read_results(rd.path / "evals")
@@ -462,6 +465,26 @@ def cmd_show(args) -> int:
         _out(f"evals     {len(results)} in {rd.path / 'evals'} (workbench eval {rd.id} --data FILE):")
         _out("\n".join("  " + line for line in evals.format_table(results).splitlines()))
     return EXIT_OK
+
+
+def _sample_lines(rows: list[dict]) -> list[str]:
+    """Completions under their prompt ("system: … / user: …" for a chat prompt), prompts in the order of their
+    first completion in ``rows``."""
+    from workbench.core.samples import chat_line
+
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(json.dumps([bool(r.get("eval")), r.get("prompt")]), []).append(r)
+    out = []
+    for members in groups.values():
+        label = "eval prompt" if members[0].get("eval") else "prompt"
+        prompt = "".join(c if c.isprintable() else "·" for c in chat_line(members[0].get("prompt"), width=120))
+        out.append(f"  {label}  {prompt}")
+        for r in members:
+            rewards = " ".join(f"{k}={summary.fmt_num(v)}" for k, v in (r.get("rewards") or {}).items())
+            out.append(f"    reward {summary.fmt_num(r.get('reward'))} adv {summary.fmt_num(r.get('advantage'))} "
+                       f"[{rewards}]  {json.dumps(r.get('completion', ''))[:100]}")
+    return out
 
 
 def cmd_eval(args) -> int:
@@ -631,10 +654,18 @@ def cmd_estimate(args) -> int:
             raise BadInput(Problem(args.recipe, "model.path", str(e), "or: workbench estimate --params 7e9 ..."))
         gpu_gb = recipe.get("launch.gpu_memory_gb", 80)
     elif args.params:
-        result = est.estimate(int(float(args.params)), gpus=args.gpus, zero=args.zero,
+        params = int(float(args.params))
+        shape = est.typical_shape(params)  # the activations need a shape; the count alone has none
+        checkpointing = not args.no_gradient_checkpointing
+        result = est.estimate(params, gpus=args.gpus, zero=args.zero,
                               trainable=int(float(args.trainable)) if args.trainable else None,
                               offload_optimizer="optimizer" in (args.offload or []),
-                              offload_params="params" in (args.offload or []), nodes=args.nodes)
+                              offload_params="params" in (args.offload or []), nodes=args.nodes, shape=shape,
+                              micro_batch=args.micro_batch, seq_len=args.seq_len,
+                              gradient_checkpointing=checkpointing)
+        result.notes.append(f"activations for the {shape.source}: {shape.layers} layers, hidden {shape.hidden}, "
+                            f"{shape.heads} heads; micro batch {args.micro_batch} x {args.seq_len} tokens, gradient "
+                            f"checkpointing {'on' if checkpointing else 'off'}; pass a RECIPE for your model's own")
         gpu_gb = args.gpu_gb
     else:
         raise BadInput(Problem("", "", "give a RECIPE or --params N", "e.g. workbench estimate --params 7e9 --gpus 8 "
@@ -842,6 +873,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--zero", type=int, default=0, choices=(0, 1, 2, 3))
     sp.add_argument("--offload", action="append", choices=("optimizer", "params"))
     sp.add_argument("--gpu-gb", type=float, default=80.0, help="GPU size to warn against")
+    sp.add_argument("--micro-batch", type=int, default=8, help="with --params: sequences per GPU per step "
+                    "(per_device_train_batch_size; default 8)")
+    sp.add_argument("--seq-len", type=int, default=1024, help="with --params: tokens per sequence (default 1024)")
+    sp.add_argument("--no-gradient-checkpointing", action="store_true",
+                    help="with --params: keep every layer's activations (trl turns checkpointing on by default)")
     sp = add("new", cmd_new, "print (or write) a recipe template for a stage")
     sp.add_argument("stage")
     sp.add_argument("-o", "--output", help="write to this file (atomically)")

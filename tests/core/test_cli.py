@@ -78,7 +78,7 @@ def test_show_finished_run(runs_dir):
     assert "workbench.train" in out  # the command from launch.json
     assert "loss=0.6667" in out and "reward=0.75" in out
     assert "samples   step 3, 2 completions (best first):" in out
-    sample_lines = [line for line in out.splitlines() if line.startswith("  reward")]
+    sample_lines = [line for line in out.splitlines() if line.startswith("    reward")]  # under their prompt
     assert len(sample_lines) == 2
     assert "<answer>5</answer>" in sample_lines[0] and "<answer>4</answer>" in sample_lines[1]  # best first
     assert "old completion" not in out

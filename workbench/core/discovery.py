@@ -223,7 +223,7 @@ class RunDataset:
     def label(self) -> str:
         state = "" if self.state == "completed" else f", {self.state}"
         rows = "?" if self.rows is None else f"{self.rows:,}"
-        return f"{_short(self.path)}  (run {self.run}: {self.stage or '?'}, {rows} rows{state})"
+        return f"{self.run}/{self.path.name}  (earlier run: {self.stage or '?'}, {rows} rows{state})"
 
 
 def run_dataset(run_dir: Path) -> RunDataset | None:

@@ -2,7 +2,8 @@
 detached, supervised object. Shared by the CLI and the TUI; no UI, no torch.
 
 In a pipeline recipe, ``run:previous`` (in [model] path, teacher or reward_model) names the final model of the
-stage before it. Every recipe is validated before anything starts (``load_pipeline``).
+stage before it. Every recipe is validated before anything starts (``load_pipeline``; ``check_pipeline`` gives the
+stages and problems without raising, for the TUI's folder picker, which ``pipeline_folders`` fills).
 
 launch_pipeline: runs/pipelines/<id>/ (frozen recipes, pipeline.json, status queued; layout in core/pipedir.py), then
 the pipeline runner (``python -m workbench.core.pipeline_runner PIPE_DIR``) in a new session, output to
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from workbench.core.recipe import Recipe
 
 MODEL_KEYS = ("model.path", "model.teacher", "model.reward_model")
+MAX_FOLDERS = 100  # pipeline folders offered by pipeline_folders
 
 
 @dataclass
@@ -43,34 +45,117 @@ class Pipeline:
     folder: Path | None = None
 
 
-def load_pipeline(target: str | Path, runs_dir: Path) -> Pipeline:
+@dataclass(frozen=True)
+class StageInfo:
+    """One recipe of a pipeline folder, as the folder picker lists it."""
+    file: Path
+    stage: str
+    model: str  # its [model] path (run:previous for a later stage)
+
+
+@dataclass
+class PipelineCheck:
+    """A pipeline folder read and validated: its stages, every problem, and the Pipeline when nothing is an error."""
+    folder: Path
+    stages: list[StageInfo]
+    problems: list[Problem]
+    pipeline: Pipeline | None = None
+
+
+def check_pipeline(target: str | Path, runs_dir: Path) -> PipelineCheck:
+    """Read and validate every recipe of a pipeline folder (``*.toml`` in name order); never raises for bad input."""
     from workbench.core.recipe import Recipe
     from workbench.core.validate import validate_recipe
 
-    target = Path(target)
-    if target.is_dir():
-        files = sorted(target.glob("*.toml"))
-        name = target.resolve().name
-    else:
-        raise BadInput(Problem(str(target), "", "a pipeline is a folder of recipes",
-                               "give the folder (its *.toml files run in name order)"))
+    target = Path(target).expanduser()
+    if not target.is_dir():
+        return PipelineCheck(target, [], [Problem(str(target), "", "a pipeline is a folder of recipes",
+                                                  "give the folder (its *.toml files run in name order)")])
+    files = sorted(target.glob("*.toml"))
     if not files:
-        raise BadInput(Problem(str(target), "", "holds no *.toml recipes", "add recipes, e.g. 01-sft.toml"))
-    recipes, problems = [], []
+        return PipelineCheck(target, [], [Problem(str(target), "", "holds no *.toml recipes",
+                                                  "add recipes, e.g. 01-sft.toml")])
+    recipes, stages, problems = [], [], []
     for i, f in enumerate(files):
         try:
             r = Recipe.load(f)
         except BadInput as e:
             problems += e.problems
+            stages.append(StageInfo(f, "?", "?"))
             continue
+        stages.append(StageInfo(f, r.stage or "?", str(r.get("model.path") or "?")))
         problems += validate_recipe(r, runs_dir, in_pipeline=True)
         if i == 0 and any(r.get(k) == "run:previous" for k in MODEL_KEYS):
             problems.append(Problem(str(f), "model.path", "the first stage has no previous stage",
                                     "name a model (e.g. builtin:tiny-lm)"))
         recipes.append(r)
-    if errors(problems):
-        raise BadInput(problems)
-    return Pipeline(name, recipes, target.resolve())
+    folder = target.resolve()
+    return PipelineCheck(folder, stages, problems,
+                         None if errors(problems) else Pipeline(folder.name, recipes, folder))
+
+
+def load_pipeline(target: str | Path, runs_dir: Path) -> Pipeline:
+    """The validated pipeline of a folder; BadInput with every problem if any is an error."""
+    checked = check_pipeline(target, runs_dir)
+    if checked.pipeline is None:
+        raise BadInput(checked.problems)
+    return checked.pipeline
+
+
+def unapproved_code(pipe: Pipeline, runs_dir: Path) -> list:
+    """The code the pipeline's stages would run that is not approved yet (trust.CodeItem, each once): what
+    --allow-code, or the TUI's consent dialog, approves before launch_pipeline(allow_code=True)."""
+    from workbench.core import trust
+
+    seen, out = set(), []
+    for recipe in pipe.recipes:
+        for item in trust.unapproved(recipe, runs_dir):
+            if (item.key, item.ident, item.digest) not in seen:
+                seen.add((item.key, item.ident, item.digest))
+                out.append(item)
+    return out
+
+
+def pipeline_folders(cwd: Path | None = None, shipped: Path | None = None) -> list[tuple[str, Path]]:
+    """Folders that look like pipelines, as (section, folder): the shipped recipes' subfolders that hold *.toml
+    (recipes/demo), then the current folder and its subfolders that hold recipe files (a [run] table or a stage in
+    the first 4 KB). The shipped recipes folder itself (one template per stage) is not one."""
+    from workbench.core.paths import RECIPES_DIR
+
+    shipped = (shipped or RECIPES_DIR).resolve()
+    cwd = (cwd or Path.cwd()).resolve()
+    out: list[tuple[str, Path]] = []
+    seen = {shipped}
+    for section, folders in (("Shipped pipelines", _subfolders(shipped)), ("This folder", [cwd, *_subfolders(cwd)])):
+        for folder in folders:
+            if folder not in seen and _holds_recipes(folder, strict=section == "This folder"):
+                seen.add(folder)
+                out.append((section, folder))
+    return out[:MAX_FOLDERS]
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p.resolve() for p in folder.iterdir()
+                      if p.is_dir() and not p.name.startswith((".", "_")) and p.name not in ("runs", "venv"))
+    except OSError:
+        return []
+
+
+def _holds_recipes(folder: Path, strict: bool) -> bool:
+    import re
+
+    for f in sorted(folder.glob("*.toml"))[:50]:
+        if not strict:
+            return True
+        try:
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                head = fh.read(4096)
+        except OSError:
+            continue
+        if re.search(r"^\s*\[\s*run\s*\]|^\s*stage\s*=", head, re.M):
+            return True
+    return False
 
 
 def link(recipe: Recipe, previous_run_id: str | None) -> Recipe:

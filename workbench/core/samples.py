@@ -4,12 +4,16 @@ The trainer appends rows in step order, a batch of completions per logged step, 
 ``{"step": N, ...``. ``SampleIndex`` scans appended bytes for each line's step (a prefix read; a line in another
 shape is parsed) and keeps, per step, the byte ranges of its lines. Rows are read and parsed only for the step
 being viewed, so a file with 200,000 completions costs a few MB to browse.
+
+A row's prompt is shown as the user reads it (``prompt_parts``, ``chat_line``): a chat prompt, whichever of its
+stored forms, as "system: … / user: …"; the TUI's Samples tab and `workbench show` both use it.
 """
 from __future__ import annotations
 
 import bisect
 import json
 import os
+import re
 import time
 from collections import OrderedDict
 
@@ -200,3 +204,58 @@ class SampleIndex:
         while len(self._rows) > self._cache_steps:
             self._rows.popitem(last=False)
         return out
+
+
+# -- prompts as the user reads them ----------------------------------------------------------------------------
+CHATML_RE = re.compile(r"<\|im_start\|>([^\n<]*)\n(.*?)(?:<\|im_end\|>|$)", re.DOTALL)
+
+
+def prompt_messages(prompt) -> list[dict] | None:
+    """A conversational prompt as its messages (``[{"role": ..., "content": ...}, ...]``), whether the row holds
+    the list, the list as JSON text (best-of-k and the sample logger store a chat prompt that way) or the text a
+    ChatML chat template made of it (trl's GRPO/RLOO log that; the empty assistant turn it ends with is dropped);
+    None for a plain-text prompt."""
+    value = prompt
+    if isinstance(prompt, str) and prompt.lstrip().startswith("[{"):
+        try:
+            value = json.loads(prompt)
+        except ValueError:
+            return None
+    elif isinstance(prompt, str) and "<|im_start|>" in prompt:
+        value = [{"role": m.group(1).strip(), "content": m.group(2).strip()} for m in CHATML_RE.finditer(prompt)]
+        while value and value[-1]["role"] == "assistant" and not value[-1]["content"]:
+            value.pop()
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "content" in m for m in value):
+        return value
+    return None
+
+
+def _content(value) -> str:
+    """A message's content as text; multimodal parts ([{"type": "text", "text": ...}]) give their text."""
+    if isinstance(value, list):
+        return " ".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in value)
+    return "" if value is None else str(value)
+
+
+def prompt_parts(prompt, part_chars: int = 60) -> list[tuple[str, str]]:
+    """(role, text) per message of a chat prompt, every message but the last cut to ``part_chars`` (a long system
+    prompt repeats for every prompt); a plain-text prompt is one part with the role "". Whitespace runs become one
+    space, so each part fits on a line."""
+    messages = prompt_messages(prompt)
+    if messages is None:
+        return [("", " ".join(_content(prompt).split()))]
+    out = []
+    for i, m in enumerate(messages):
+        text = " ".join(_content(m.get("content")).split())
+        if i < len(messages) - 1 and len(text) > part_chars:
+            text = text[: part_chars - 1] + "…"
+        out.append((str(m.get("role") or "?"), text))
+    return out
+
+
+def chat_line(prompt, width: int = 160) -> str:
+    """A prompt on one line: "system: … / user: …" for a chat prompt of several messages, the text of a plain
+    prompt or of a lone message; at most ``width`` characters, cut at the front (the question is at the end)."""
+    parts = prompt_parts(prompt)
+    text = parts[0][1] if len(parts) == 1 else " / ".join(f"{role}: {text}" for role, text in parts)
+    return text if len(text) <= width else "…" + text[-(width - 1):]

@@ -27,6 +27,9 @@ class WorkbenchCommands(Provider):
         out.append(("Runs", app.show_runs, "the list of runs"))
         out.append(("Open a recipe file…", app.action_choose_recipe,
                     "recent files, this folder's *.toml, the shipped recipes"))
+        out.append(("Start a pipeline…", app.action_start_pipeline,
+                    "a folder of recipes (recipes/demo, this folder's): its stages, problems, then start"))
+        out.append(("Keys of this screen", app.action_help, "? or F1: every key of the current screen"))
         screen_commands = getattr(self.screen, "palette_commands", None)
         if screen_commands:
             out.extend(screen_commands())
@@ -48,7 +51,9 @@ class WorkbenchApp(App):
     TITLE = "workbench"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+                # F1 also inside a text field, where ? is typed
+                Binding("question_mark,f1", "help", "Keys of this screen (this list)", show=False)]
 
     def __init__(self, runs_dir: Path, recipe: Path | None = None, run: Path | None = None, **kwargs):
         """``recipe``: open the editor on this file at start; ``run``: open this run's monitor at start (both over
@@ -90,6 +95,19 @@ class WorkbenchApp(App):
         from workbench.tui.screens.open_recipe import OpenRecipeScreen
 
         self.push_screen(OpenRecipeScreen(), lambda path: self.open_recipe_file(path) if path else None)
+
+    def action_start_pipeline(self) -> None:
+        """The pipeline folder picker; a started pipeline's row appears on the runs list."""
+        from workbench.tui.screens.start_pipeline import StartPipelineScreen
+
+        self.push_screen(StartPipelineScreen())
+
+    def action_help(self) -> None:
+        """Every key of the current screen (its bindings, the footer's and the rest) and the app's."""
+        from workbench.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def open_recipe_file(self, path: Path) -> bool:
         """The editor on a recipe file (remembered as recently used); a file that cannot be opened is a notice."""

@@ -212,8 +212,8 @@ class EditorIO:
             title = "Model (built-in, earlier runs, hub cache, local folders)"
         else:
             roots = [Path.cwd()] + ([self.recipe.path.parent] if self.recipe.path else [])
-            found = discovery.dataset_files(roots)
-            title = "Dataset file"
+            found = discovery.dataset_choices(self.app.runs_dir, roots)
+            title = "Dataset (earlier runs' datasets, shipped assets, this folder)"
         self.post_message(self.Choices(key, title, [(c.value, c.label) for c in found]))
 
     def on_editor_io_choices(self, message: "EditorIO.Choices") -> None:

@@ -91,6 +91,7 @@ class RunsScreen(QueueActions, Screen):
     BINDINGS = [
         Binding("n", "new", "New run"),
         Binding("e", "app.choose_recipe", "Edit recipe"),
+        Binding("p", "app.start_pipeline", "Pipeline"),  # a folder of recipes (screens/start_pipeline.py)
         Binding("enter,o", "open", "Open"),
         Binding("s", "stop", "Stop"),
         *QUEUE_BINDINGS,  # on a waiting run only, shown right after Stop (which cancels it)
@@ -100,6 +101,7 @@ class RunsScreen(QueueActions, Screen):
         Binding("space", "mark", "Mark"),
         Binding("C", "compare", "Compare"),
         Binding("q", "app.quit", "Quit"),
+        Binding("question_mark", "app.help", "Keys"),  # every key of this screen (the app binds it, and F1, too)
     ]
 
     class Refreshed(Message):

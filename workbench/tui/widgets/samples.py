@@ -12,6 +12,7 @@ from rich.console import Group
 from rich.text import Text
 
 from workbench.core.samples import SampleIndex  # noqa: F401  (the monitor's index of samples.jsonl)
+from workbench.core.samples import prompt_messages, prompt_parts
 from workbench.core.summary import fmt_num
 
 FILTERS = ("all", "format failures", "correct only")
@@ -54,13 +55,29 @@ def _text(value) -> str:
 
 def prompt_text(prompt) -> str:
     """The user's part of a prompt (drops the system prompt and chat-template role lines)."""
+    messages = prompt_messages(prompt)
+    if messages is not None:
+        users = [m for m in messages if m.get("role") == "user"]
+        return str((users or messages)[-1].get("content", ""))
     if isinstance(prompt, list):
-        users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
-        return str(users[-1].get("content", "")) if users else _text(prompt)
+        return _text(prompt)
     text = str(prompt or "")
     if "user\n" in text:
         text = text.rsplit("user\n", 1)[1]
     return text.removesuffix("\n").removesuffix("assistant").strip()
+
+
+def prompt_head(prompt, tail: int = 200) -> Text:
+    """A prompt for its group's head line: "system: … / user: …" (roles dim) for a chat prompt of several
+    messages, else the user's part; each text's last ``tail`` characters."""
+    parts = prompt_parts(prompt)
+    if len(parts) < 2:
+        return Text(CONTROL_RE.sub("·", prompt_text(prompt))[-tail:], style="bold")
+    out = Text()
+    for i, (role, text) in enumerate(parts):
+        out.append((" / " if i else "") + f"{role}: ", style="dim")
+        out.append(CONTROL_RE.sub("·", text)[-tail:], style="bold")
+    return out
 
 
 def highlight(text: str) -> Text:
@@ -89,7 +106,7 @@ def render_step(rows: list[dict], max_chars: int = 600) -> Group:
     for (held_out, g), members in sorted(groups.items()):
         label = "eval prompt" if held_out else "prompt"
         head = Text(f"{label} {g}: " if g >= 0 else f"{label}: ", style="bold")
-        head.append(CONTROL_RE.sub("·", prompt_text(members[0].get("prompt")))[-200:], style="bold")
+        head.append_text(prompt_head(members[0].get("prompt")))
         if held_out and members[0].get("expected") is not None:
             head.append(f"   expected {CONTROL_RE.sub('·', str(members[0]['expected']))[:40]}", style="dim")
         parts.append(head)
