@@ -39,9 +39,10 @@ def expected_state(sig: str, target: str) -> str:
     """What an honest run ends as after one signal during training (docs/design.md, Processes)."""
     if sig in ("SIGHUP", "SIGINT"):
         return "completed"  # the runner ignores both and its trainer inherits that: the terminal never matters
-    if target == "runner":
-        return "completed"  # the trainer trains on (SIGKILL) or was not sent it (SIGTERM); a reader settles it
-    return "killed" if sig == "SIGKILL" else "stopped"  # SIGTERM: a checkpoint at that step, then train_end
+    if target == "runner" and sig == "SIGKILL":
+        return "completed"  # the orphaned trainer trains on; a reader settles it from its outcome
+    # SIGTERM (to the runner it is passed on to the trainer): a checkpoint at that step, then train_end
+    return "killed" if sig == "SIGKILL" else "stopped"
 
 
 def fake_recipe(max_steps: int, save_steps: int) -> Recipe:

@@ -31,9 +31,18 @@ def main(run_dir: str) -> int:
     launch = read_json(rd.launch_path, {})
     terminated = False
 
+    child = None
+
     def on_term(signum, frame):
         nonlocal terminated
-        terminated = True  # the trainer is in our process group and got the same signal
+        terminated = True
+        if child is not None and child.poll() is None:
+            # A SIGTERM to the process group reached the trainer too; one to the runner alone is passed on, so
+            # "terminated" always means the trainer was asked to stop (it checkpoints and ends, as for a request).
+            try:
+                child.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -75,12 +84,24 @@ def main(run_dir: str) -> int:
         return 1  # deleted as the trainer ended: nothing to record to
     died = server is not None and server.proc.poll() is not None  # the server went before the trainer did
     _stop_server(rd, server)
-    st = lifecycle.runner_finished(rd, rc, terminated, started)
+    st = _record_end(rd, rc, terminated, started)
     if died and st.get("state") == lifecycle.FAILED:
         rd.write_status(note=f"the vLLM server had exited (code {server.proc.returncode}) while the trainer ran; "
                              f"see {server.log}")
     _beat(rd)
     return 0
+
+
+def _record_end(rd: RunDir, rc: int, terminated: bool, started: float, tries: int = 60) -> dict:
+    """The final state, retried for a minute if the disk is full (the exit code is known only here)."""
+    for attempt in range(tries):
+        try:
+            return lifecycle.runner_finished(rd, rc, terminated, started)
+        except OSError:
+            if attempt == tries - 1 or not rd.path.exists():
+                return {}  # a reader settles it from the evidence later
+            time.sleep(1.0)
+    return {}
 
 
 def _start_server(rd: RunDir, spec: dict, env: dict, started: float, terminated):

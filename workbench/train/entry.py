@@ -151,8 +151,8 @@ def main(run_dir: str) -> int:
         lifecycle.try_transition(rd, lifecycle.RUNNING, lifecycle.TRAINER, runnerless=True, started=time.time(),
                                  host=hostname(), boot_time=boot_time())
         heartbeat = Heartbeat(rd)  # nobody else touches it: readers settle a stale one (preempted job)
-    status(trainer_pid=os.getpid(), phase="loading")
     try:
+        status(trainer_pid=os.getpid(), phase="loading")  # inside: a SIGTERM here is a clean stop, not exit 143
         import torch
         from transformers import AutoTokenizer, set_seed
 
