@@ -386,32 +386,26 @@ def tail_vllm(rd, lines: int) -> int:
 
 
 def cmd_ls(args) -> int:
-    """Runs newest first; a pipeline is one line (its state, stage k/n) with its stage runs indented under it."""
-    from workbench.core import pipeline
+    """Runs newest first; a pipeline is one line (its state, stage k/n) with its stage runs indented under it.
+    Fitted to $COLUMNS (else the terminal, else 120): long run ids are elided in the middle, less needed columns
+    dropped (core/runs_table.py); --wide prints every column in full (for scripts)."""
+    import shutil
+
+    from workbench.core import pipeline, runs_table
 
     runs_dir = paths.runs_dir(args.runs_dir)
     groups = pipeline.listing(runs_dir)
     if not groups:
         _out(f"no runs in {runs_dir}")
         return EXIT_OK
-    rows = [("RUN", "STATE", "STAGE", "MODEL", "STEP", "REWARD", "LOSS", "STARTED", "TIME")]
+    rows = []
     for group in groups:
         if group.pipeline:
-            st = group.status
-            rows.append((group.id, st.get("display_state") or "?", "pipeline", str(st.get("name") or "?"),
-                         pipeline.stage_label(st), "", "", summary.fmt_time(st.get("started") or st.get("created")),
-                         summary.fmt_duration(summary.duration_of(st))))
-        for rd, st in group.runs:
-            s = summary.run_summary(rd.metrics_path)
-            step = f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"])
-            rows.append((("  └ " if group.pipeline else "") + rd.id, st.get("display_state") or "?",
-                         st.get("stage") or "?", str(st.get("model") or "?"), step,
-                         summary.fmt_num(s["latest"].get("reward")), summary.fmt_num(s["latest"].get("loss")),
-                         summary.fmt_time(st.get("started") or st.get("created")),
-                         summary.fmt_duration(summary.duration_of(st))))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        _out("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            rows.append(("", runs_table.pipeline_cells(group.pipeline, group.status)))
+        rows += [("  └ " if group.pipeline else "", runs_table.run_cells(rd, st)) for rd, st in group.runs]
+    width = None if getattr(args, "wide", False) else shutil.get_terminal_size((120, 24)).columns
+    for line in runs_table.plain_lines(rows, width):
+        _out(line)
     return EXIT_OK
 
 
@@ -810,7 +804,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("validate", cmd_validate, "check a recipe and report every problem")
     sp.add_argument("recipe")
     sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
-    add("ls", cmd_ls, "list runs")
+    sp = add("ls", cmd_ls, "list runs (fitted to $COLUMNS, default 120)")
+    sp.add_argument("--wide", action="store_true", help="every column in full, whatever the width")
     sp = add("show", cmd_show, "show a run's status, metrics and latest samples")
     sp.add_argument("run")
     sp.add_argument("--samples", type=int, default=4, help="how many completions to show")

@@ -59,7 +59,7 @@ def test_ls_populated(runs_dir):
     proc = wb("ls", "--runs-dir", str(runs_dir))  # --runs-dir after the command works too
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "STATE", "STAGE", "MODEL", "STEP", "REWARD", "LOSS", "STARTED", "TIME"]
+    assert lines[0].split() == ["RUN", "STATE", "STAGE", "MODEL", "STEP", "REWARD", "LOSS", "AGE", "TIME"]
     by_id = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(by_id) == {done.id, failed.id}
     assert by_id[done.id][1:6] == ["completed", "grpo", "builtin:tiny-lm", "3/3", "0.75"]

@@ -58,6 +58,15 @@ async def test_pipeline_row_then_its_stage_runs_and_s_stops_the_pipeline(runs_di
         await pilot.press("down")  # the pipeline's row
         await pilot.press("s")
         await pilot.pause(0.1)
+        question = app.screen.question  # it asks first, naming the current stage's run
+        assert question.startswith("Stop pipeline 20260102-000000-demo?") and "20260102-000100-demo-sft: Step 5" in question
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not (pipe / "stop.request").exists(), "not stopped: the question was declined"
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        await pilot.press("y")
+        await pilot.pause(0.1)
         assert (pipe / "stop.request").exists(), "the pipeline is asked to stop"
         assert (runs_dir / "20260102-000100-demo-sft" / "stop.request").exists(), "and its current stage's run"
         assert not (runs_dir / "20260102-000001-demo-pretrain" / "stop.request").exists()

@@ -65,7 +65,9 @@ async def test_waiting_runs_come_first_in_queue_order_and_keys_reorder_and_cance
         await pilot.press("down", "T")  # a to the top
         await wait_for(pilot, lambda: rows(app)[0][0] == a)
         assert rows(app)[:3] == [(a, "waiting #1"), (c, "waiting #2"), (b, "waiting #3")]
-        await pilot.press("s")  # on a: cancelled, out of the queue
+        await pilot.press("s")  # on a: asked, then cancelled, out of the queue
+        await wait_for(pilot, lambda: "Cancel waiting run" in screen_text(app))
+        await pilot.press("y")
         await wait_for(pilot, lambda: rows(app)[0][0] == c)
         assert [r[0] for r in rows(app)[:2]] == [c, b] and (a, "cancelled") in rows(app)
         assert RunDir(runs_dir / a).read_status()["state"] == "stopped"
@@ -93,6 +95,6 @@ async def test_ctrl_t_in_the_editor_queues_the_recipe_and_the_list_shows_it_wait
         qd = queue.QueueDir.of(runs_dir)
         await wait_for(pilot, lambda: qd.read_status().get("blocked"))
         assert "free GPU" in qd.read_status()["blocked"]["why"]
-        await pilot.press("s")
+        await pilot.press("s", "y")
         await wait_for(pilot, lambda: rows(app)[0][1] == "cancelled")
     assert proc.wait(timeout=10) == 0 and lifecycle.queue_status(qd)["state"] == "completed"

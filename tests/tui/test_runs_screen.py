@@ -87,14 +87,80 @@ async def test_delete_refuses_a_live_run(runs_dir, app_factory):
         assert d.exists()
 
 
-async def test_stop_writes_a_stop_request_for_a_live_run(runs_dir, app_factory):
-    d = make_run(runs_dir, "20260101-000000-live", state="running")
+async def test_stop_asks_first_and_names_the_steps_since_the_last_checkpoint(runs_dir, app_factory):
+    """escape (or No) keeps the run running; y (or Stop) writes the stop request."""
+    from workbench.tui.screens.modals import ConfirmModal
+
+    d = make_run(runs_dir, "20260101-000000-live", state="running", steps=38, max_steps=300)
+    (d / "checkpoints" / "checkpoint-30").mkdir(parents=True)
+    (d / "checkpoints" / "checkpoint-30" / "trainer_state.json").write_text('{"global_step": 30}')
+    (d / "checkpoints" / "checkpoint-35").mkdir()  # half written (no trainer_state.json): a resume skips it
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await wait_rows(pilot, 1)
         await pilot.press("s")
         await pilot.pause(0.1)
+        assert isinstance(app.screen, ConfirmModal)
+        assert "Stop run 20260101-000000-live?" in screen_text(app)
+        question = app.screen.question
+        assert "Step 38 of 300; last complete checkpoint: step 30, 8 steps ago." in question
+        assert "A checkpoint is written at the stop" in question
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RunsScreen) and not (d / "stop.request").exists(), "cancel keeps it running"
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        await pilot.press("enter")  # the focused button is No
+        await pilot.pause(0.1)
+        assert not (d / "stop.request").exists()
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        await pilot.press("y")
+        await pilot.pause(0.1)
         assert (d / "stop.request").exists()
+        assert any("stop requested" in n for n in notices(app))
+
+
+async def test_stop_of_a_run_without_a_checkpoint_says_so(runs_dir, app_factory):
+    make_run(runs_dir, "20260101-000000-live", state="running", steps=12, max_steps=300)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 1)
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        question = app.screen.question
+        assert "Step 12 of 300; no checkpoint yet." in question and "so all 12 steps are kept" in question
+
+
+async def test_at_80_columns_state_step_reward_and_age_are_whole(runs_dir, app_factory):
+    """The run id gives way (elided in the middle, its name kept), never the state or the progress."""
+    make_run(runs_dir, "20260101-083012-grpo-arith-lr1e-4-b004", steps=1200, max_steps=1200)
+    make_run(runs_dir, "20260101-090000-sft-tiny", state="failed", stage="sft", steps=38, max_steps=300)
+    make_run(runs_dir, "20260101-100000-grpo-live", state="running", steps=30, max_steps=300)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_rows(pilot, 3)
+        lines = screen_text(app).splitlines()
+        header = next(line for line in lines if line.split()[:2] == ["run", "state"])
+        assert {"step", "reward", "age"} <= set(header.split())
+        rows = {line.split()[0]: line.split() for line in lines if line.split() and line.split()[0][:4] == "2026"}
+        long_id = next(k for k in rows if k.endswith("lr1e-4-b004"))
+        assert "…" in long_id
+        assert rows[long_id][1:3] == ["completed", "1200/1200"]
+        assert rows["20260101-090000-sft-tiny"][1:3] == ["failed", "38/300"]
+        assert rows["20260101-100000-grpo-live"][1:3] == ["running", "30/300"]
+        assert all(len(line) <= 80 for line in lines)
+        for _ in range(20):  # the footer is composed after the first refresh
+            footer = screen_text(app).splitlines()[-1]
+            if footer.strip():
+                break
+            await pilot.pause(0.1)
+        assert "Open" in footer and "Stop" in footer and footer.rstrip().endswith("^p palette"), footer
+        await pilot.resize_terminal(120, 24)
+        await pilot.pause(0.3)
+        header = next(line for line in screen_text(app).splitlines() if line.split()[:2] == ["run", "state"])
+        assert header.split() == ["run", "state", "stage", "model", "step", "reward", "loss", "age", "time"]
+        assert "20260101-083012-grpo-arith-lr1e-4-b004" in screen_text(app), "whole at 120"
 
 
 async def test_duplicate_opens_an_unsaved_editor_on_the_runs_recipe(runs_dir, app_factory):

@@ -109,8 +109,10 @@ def fmt_num(v) -> str:
 
 
 def duration_of(status: dict) -> float | None:
-    """Seconds the run has run (or ran); None for a run never started (prepared: no clock)."""
-    start = status.get("started") or (status.get("created") if status.get("state") != "prepared" else None)
+    """Seconds the run has run (or ran); None for a run never started (prepared, or waiting in the queue: no
+    clock)."""
+    start = status.get("started") or (status.get("created") if status.get("state") not in ("prepared", "waiting")
+                                       else None)
     if not start:
         return None
     return (status.get("ended") or time.time()) - start

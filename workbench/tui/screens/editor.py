@@ -19,13 +19,14 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Select, Static, Switch, TabbedContent, TabPane
+from textual.widgets import Header, Input, Select, Static, Switch, TabbedContent, TabPane
 
 from workbench.core.problems import BadInput, Problem, errors
 from workbench.core.recipe import Recipe
 from workbench.core.stages import STAGES
 from workbench.tui.screens.editor_io import EditorIO
 from workbench.tui.widgets.field_table import FieldTable
+from workbench.tui.widgets.footer import FittedFooter
 from workbench.tui.widgets.recipe_form import basics, batch_note, from_text, knobs, launch_note, to_text
 
 DEBOUNCE = 0.4
@@ -99,7 +100,7 @@ class EditorScreen(EditorIO, Screen):
                 yield FieldTable(self.recipe, id="fields")
         with VerticalScroll(id="problems-box"):
             yield Static("validating…", id="problems", markup=False)
-        yield Footer()
+        yield FittedFooter()  # as many keys as fit; all of them on ? and in ctrl+p
 
     def on_mount(self) -> None:
         self.title = "recipe editor"

@@ -8,7 +8,9 @@ Leaving the screen (or the app) never touches the run.
 A big run opens fast: the saved view of its metrics (workbench cache) is loaded if there is one; otherwise, when
 much is unread, the charts first draw an overview (rows sampled across the file) while the worker folds the file
 chunk by chunk, and switch to the exact history when it has caught up (then the view is saved for next time).
-The completions viewer indexes samples.jsonl by step and parses only the step on screen.
+The completions viewer indexes samples.jsonl by step and parses only the step on screen. The log wraps long lines
+(w: unwrapped, left / right scroll it; widgets/logview.py); the tabs switch with 1-5. A stop asks first, saying what
+it keeps or loses (core/stop_cost.py).
 """
 from __future__ import annotations
 
@@ -23,15 +25,17 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, Select, Static, TabbedContent, TabPane
+from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
-from workbench.core import summary, supervisor
+from workbench.core import stop_cost, summary, supervisor
 from workbench.core.metrics import JsonlTail, MetricsHistory, load_view, overview, save_view
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.core.stages import STAGES
-from workbench.tui.screens.modals import MessageModal
+from workbench.tui.screens.modals import ConfirmModal, MessageModal
 from workbench.tui.widgets.charts import MetricChart
+from workbench.tui.widgets.footer import FittedFooter
 from workbench.tui.widgets.logtail import TextTail
+from workbench.tui.widgets.logview import LogView
 from workbench.tui.widgets.samples import FILTERS, SampleIndex, apply_filter, render_step
 from workbench.tui.widgets.system_panel import SystemPanel
 
@@ -94,12 +98,15 @@ class MonitorScreen(Screen):
         Binding("x", "show_command", "Command"),
         Binding("R", "report", "Report"),
         Binding("L", "latest", "Latest", show=False),
-        Binding("1", "tab('charts')", "Charts", show=False),
+        Binding("1", "tab('charts')", "Tabs", key_display="1-5"),  # 1 Charts, 2 Samples, 3 Log, 4 Recipe, 5 System
         Binding("2", "tab('samples')", "Samples", show=False),
         Binding("3", "tab('log')", "Log", show=False),
         Binding("4", "tab('recipe')", "Recipe", show=False),
         Binding("5", "tab('system')", "System", show=False),
     ]
+    # What the footer shows first when not all fit (widgets/footer.py); everything is in ctrl+p and on `?`.
+    FOOTER_KEYS = ("back", "stop", "tab('charts')", "toggle_wrap", "smooth", "step", "series", "filter", "report",
+                   "show_command")
 
     class Polled(Message):
         def __init__(self, metrics: bool, samples: bool, lines: list[str], status: dict | None, more: bool = False):
@@ -149,13 +156,13 @@ class MonitorScreen(Screen):
                 with VerticalScroll(id="samples-scroll"):
                     yield Static(no_samples_text(self.stage), id="samples-body")
             with TabPane("Log", id="log"):
-                yield Log(max_lines=LOG_LINES, id="log-view")
+                yield LogView(max_lines=LOG_LINES, id="log-view")
             with TabPane("Recipe", id="recipe"):
                 with VerticalScroll():
                     yield Static("", id="recipe-view")
             with TabPane("System", id="system"):
                 yield SystemPanel(self.rd)  # samples only while this tab is shown
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         self.title = f"run {self.rd.id}"
@@ -248,7 +255,7 @@ class MonitorScreen(Screen):
                 self._samples_stale = True
         if message.lines:
             if active == "log":
-                self.query_one("#log-view", Log).write_lines(message.lines)
+                self.query_one("#log-view", LogView).add_lines(message.lines)
             else:
                 self._log_pending.extend(message.lines)
         if message.more:
@@ -261,38 +268,53 @@ class MonitorScreen(Screen):
             self.update_charts()
         elif active == "samples" and self._samples_stale:
             self.update_samples()
-        elif active == "log" and self._log_pending:
-            self.query_one("#log-view", Log).write_lines(list(self._log_pending))
-            self._log_pending.clear()
+        elif active == "log":
+            log = self.query_one("#log-view", LogView)
+            log.focus()  # so left / right scroll the log, not switch tabs
+            if self._log_pending:
+                log.add_lines(list(self._log_pending))
+                self._log_pending.clear()
 
     # -- views -----------------------------------------------------------------------------------------------
     def update_state_line(self) -> None:
+        """State, progress, ETA or duration, then what needs reading (error, overview, skipped lines), then the
+        headline values as far as they fit the line (a shorter bar first, then the values from the right)."""
         st, h = self.status, self.shown
         state = st.get("display_state") or st.get("state") or "?"
-        parts = [state.upper()]
-        if st.get("state") == "running" and h.max_steps is None:
-            parts.append(st.get("phase") or "starting")
-        else:
-            parts.append(summary.progress_bar(h.step, h.max_steps, width=20))
         eta = h.eta_seconds()
         if eta is not None and st.get("state") == "running":
-            parts.append(f"ETA {summary.fmt_duration(eta)}")
+            clock = f"ETA {summary.fmt_duration(eta)}"
         else:
-            parts.append(summary.fmt_duration(summary.duration_of(st)))
-        for key in summary.HEADLINE_KEYS[:3]:
-            if key in h.latest:
-                parts.append(f"{key} {summary.fmt_num(h.latest[key])}")
-        if st.get("error"):
-            parts.append(f"error: {st['error']}")
+            clock = summary.fmt_duration(summary.duration_of(st))
+        notes = [f"error: {st['error']}"] if st.get("error") else []
         tail = self.metrics_tail
         if self.overview is not None and tail.size:
-            parts.append(f"overview; reading metrics {100 * tail.offset // tail.size}%")
+            notes.append(f"overview; reading metrics {100 * tail.offset // tail.size}%")
         if tail.bad_lines:
-            parts.append(f"{tail.bad_lines} unreadable metrics line{'s' * (tail.bad_lines != 1)} skipped")
-        text = "  ".join(parts)
+            notes.append(f"{tail.bad_lines} unreadable metrics line{'s' * (tail.bad_lines != 1)} skipped")
+        values = [f"{key} {summary.fmt_num(h.latest[key])}" for key in summary.HEADLINE_KEYS[:3] if key in h.latest]
+        line = self.query_one("#run-state", Static)
+        width = line.content_size.width or self.app.size.width - 2
+        for bar in (20, 10):
+            if st.get("state") == "running" and h.max_steps is None:
+                progress = st.get("phase") or "starting"
+            else:
+                progress = summary.progress_bar(h.step, h.max_steps, width=bar)
+            shown = list(values)
+            text = "  ".join([state.upper(), progress, clock, *notes, *shown])
+            while shown and len(text) > width:
+                shown.pop()
+                text = "  ".join([state.upper(), progress, clock, *notes, *shown])
+            if len(text) <= width and len(shown) == len(values):
+                break
+        if len(text) > width:
+            text = text[:max(0, width - 1)] + "…"
         if text != self._state_text:  # one fixed-height line: no layout pass needed
             self._state_text = text
-            self.query_one("#run-state", Static).update(text, layout=False)
+            line.update(text, layout=False)
+
+    def on_resize(self) -> None:
+        self.update_state_line()  # fitted to the width
 
     def update_charts(self) -> None:
         self._charts_stale, self._charts_at = False, time.monotonic()
@@ -383,13 +405,31 @@ class MonitorScreen(Screen):
         if self.status.get("state") not in LIVE_STATES:
             self.notify(f"the run is {self.status.get('state')}, nothing to stop", severity="warning")
             return
-        supervisor.request_stop(self.rd)
-        self.notify("stop requested: the trainer saves a checkpoint and ends")
+        if self.rd.stop_requested():
+            self.notify("a stop is already requested: the trainer saves a checkpoint and ends (ctrl+p 'Stop this "
+                        "run now' escalates)")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                supervisor.request_stop(self.rd)
+                self.notify("stop requested: the trainer saves a checkpoint and ends")
+
+        self.app.push_screen(ConfirmModal(stop_cost.stop_question(self.rd, self.status), yes="Stop",
+                                          no="Keep running", danger=True), confirmed)
 
     def action_force_stop(self) -> None:
-        if self.status.get("state") in LIVE_STATES:
-            self.notify("stopping: request, then SIGTERM after 10 s, then SIGKILL")
-            self._force_stop()
+        if self.status.get("state") not in LIVE_STATES:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.notify("stopping: request, then SIGTERM after 10 s, then SIGKILL")
+                self._force_stop()
+
+        self.app.push_screen(ConfirmModal(stop_cost.stop_question(self.rd, self.status) + "\nNow: a request, then "
+                                          "SIGTERM after 10 s, then SIGKILL of its processes.", yes="Stop now",
+                                          no="Keep running", danger=True), confirmed)
 
     @work(thread=True, group="monitor-stop", exit_on_error=False)
     def _force_stop(self) -> None:

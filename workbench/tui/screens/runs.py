@@ -1,91 +1,32 @@
 """The home screen: every run in the runs directory, refreshed live, and the actions on a run.
 
 The table is refreshed once a second by a thread worker (pipeline.listing + summary.run_summary: a status read
-and a head/tail read of metrics.jsonl per run); rows are updated in place so the cursor stays put. A pipeline is a
-row of its own (state, stage k/n) with its stage runs under it ("└ RUN"), grouped as `workbench ls` groups them;
-on a pipeline row, s stops the pipeline, r resumes it, enter opens its current stage's run.
-Runs waiting in the run queue (workbench.core.queue) come first, in queue order ("waiting #N"); their keys are in
-runs_queue.py (s cancels a waiting run).
+and a head/tail read of metrics.jsonl per run); rows are updated in place so the cursor stays put, and fitted to
+the width (widgets/runs_table.py: state, step/max, reward and age always in full, the run id elided in the
+middle). A pipeline is a row of its own (state, stage k/n) with its stage runs under it ("└ RUN"), grouped as
+`workbench ls` groups them; on a pipeline row, s stops the pipeline, r resumes it, enter opens its current stage's
+run. Runs waiting in the run queue (workbench.core.queue) come first, in queue order ("waiting #N"); their keys are
+in runs_queue.py (s cancels a waiting run). A stop (of a run, a pipeline, a waiting run) asks first; for a run the
+question says what the stop keeps or loses (core/stop_cost.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
-from workbench.core import pipeline, summary, supervisor
+from workbench.core import pipeline, stop_cost, supervisor
 from workbench.core.pipedir import PipelineDir
 from workbench.core.problems import BadInput
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.tui.screens.modals import ConfirmModal
 from workbench.tui.screens.runs_queue import QUEUE_BINDINGS, QueueActions
+from workbench.tui.widgets.footer import FittedFooter
+from workbench.tui.widgets.runs_table import RunRow, RunsTable, table_rows
 from workbench.tui.widgets.system import SystemLine
-
-COLUMNS = ("run", "state", "stage", "model", "step", "reward", "loss", "started", "time")
-STATE_STYLE = {"running": "bold green", "queued": "yellow", "stopping": "bold yellow", "saving": "bold yellow",
-               "prepared": "blue", "completed": "cyan", "failed": "bold red", "killed": "red", "lost": "red",
-               "stopped": "magenta", "waiting": "dim yellow", "cancelled": "magenta"}
-
-
-STAGE_PREFIX = "└ "  # a pipeline's stage run, under its pipeline's row
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """A row of the table: a run, or a pipeline (``kind``; ``current`` is its current stage's run)."""
-    path: Path
-    state: str
-    cells: tuple
-    kind: str = "run"
-    current: Path | None = None
-
-    @property
-    def key(self) -> str:
-        return f"pipeline:{self.path.name}" if self.kind == "pipeline" else self.path.name
-
-
-def _short(text: str, width: int = 28) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1):]
-
-
-def run_row(rd: RunDir, st: dict, in_pipeline: bool = False) -> RunRow:
-    s = summary.run_summary(rd.metrics_path)
-    step = f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"])
-    state = st.get("display_state") or "?"
-    cells = ((STAGE_PREFIX if in_pipeline else "") + rd.id,
-             Text(state, style=STATE_STYLE.get(state.split(" #")[0], "")),  # "waiting #2" is a waiting run
-             st.get("stage") or "?", _short(str(st.get("model") or "?")), step,
-             summary.fmt_num(s["latest"].get("reward")), summary.fmt_num(s["latest"].get("loss")),
-             summary.fmt_time(st.get("started") or st.get("created")),
-             summary.fmt_duration(summary.duration_of(st)))
-    return RunRow(rd.path, st.get("state") or "?", cells)
-
-
-def pipeline_row(pd: PipelineDir, st: dict) -> RunRow:
-    state = st.get("display_state") or "?"
-    current = pipeline.current_run(pd, st)
-    cells = (Text(pd.id, style="bold"), Text(state, style=STATE_STYLE.get(state, "")), "pipeline",
-             _short(str(st.get("name") or "?")), pipeline.stage_label(st), "", "",
-             summary.fmt_time(st.get("started") or st.get("created")), summary.fmt_duration(summary.duration_of(st)))
-    return RunRow(pd.path, st.get("state") or "?", cells, kind="pipeline", current=current.path if current else None)
-
-
-def table_rows(runs_dir: Path) -> list[RunRow]:
-    """Newest first: each pipeline's row followed by its stage runs' rows, and the runs of no pipeline."""
-    rows = []
-    for group in pipeline.listing(runs_dir):
-        if group.pipeline:
-            rows.append(pipeline_row(group.pipeline, group.status))
-        rows += [run_row(rd, st, in_pipeline=group.pipeline is not None) for rd, st in group.runs]
-    return rows
-
 
 class RunsScreen(QueueActions, Screen):
     BINDINGS = [
@@ -103,6 +44,9 @@ class RunsScreen(QueueActions, Screen):
         Binding("q", "app.quit", "Quit"),
         Binding("question_mark", "app.help", "Keys"),  # every key of this screen (the app binds it, and F1, too)
     ]
+    # What the footer shows first when not all fit (widgets/footer.py); everything is in ctrl+p and on `?`.
+    FOOTER_KEYS = ("queue_move", "start_now", "open", "new", "stop", "resume", "compare", "mark", "app.choose_recipe",
+                   "duplicate", "delete", "app.quit")
 
     class Refreshed(Message):
         def __init__(self, rows: list[RunRow]):
@@ -112,20 +56,21 @@ class RunsScreen(QueueActions, Screen):
     def __init__(self):
         super().__init__()
         self.rows: dict[str, RunRow] = {}
-        self.marked: list[str] = []  # row keys marked with space for a comparison (kept across refreshes)
         self._shown_once = False
+
+    @property
+    def marked(self) -> list[str]:
+        """Row keys marked with space for a comparison (kept across refreshes)."""
+        return self.query_one(RunsTable).marked
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RunsTable(id="runs")
         yield Static("", id="runs-empty", markup=False)
         yield SystemLine(id="system-line")  # GPUs free, CPU, RAM, disk: sampled once a second while shown
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
         self.set_interval(1.0, self._tick)  # the first refresh comes from on_screen_resume (the first show)
 
     def on_screen_resume(self) -> None:
@@ -141,24 +86,12 @@ class RunsScreen(QueueActions, Screen):
         self.post_message(self.Refreshed(table_rows(self.app.runs_dir)))
 
     def on_runs_screen_refreshed(self, message: Refreshed) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(RunsTable)
         new = {r.key: r for r in message.rows}  # newest first, grouped, as `ls` orders them
-        if list(new) != list(self.rows):
-            selected = self.selected_id()
-            table.clear()
-            for key, row in new.items():
-                table.add_row(self._run_cell(key, row), *row.cells[1:], key=key)
-            if selected in new:
-                table.move_cursor(row=list(new).index(selected))
-        else:
-            for key, row in new.items():
-                old = self.rows[key].cells
-                for col, value, before in zip(COLUMNS, row.cells, old):
-                    if value != before:  # only what changed (a live run's step and time)
-                        table.update_cell(key, col, value)
+        table.marked[:] = [key for key in table.marked if key in new]  # a deleted run is no longer marked
+        table.show_rows(new)  # only what changed (a live run's step and time), unless the widths change
         was_empty = not self.rows
         self.rows = new
-        self.marked = [key for key in self.marked if key in new]  # a deleted run is no longer marked
         if was_empty != (not new) or not self._shown_once:  # the placeholder: a layout pass only when it flips
             self._shown_once = True
             empty = self.query_one("#runs-empty", Static)
@@ -169,10 +102,7 @@ class RunsScreen(QueueActions, Screen):
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def selected_id(self) -> str | None:
-        table = self.query_one(DataTable)
-        if not self.rows or table.cursor_row < 0 or table.cursor_row >= table.row_count:
-            return None
-        return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return self.query_one(RunsTable).selected_key() if self.rows else None
 
     def selected(self) -> RunRow | None:
         key = self.selected_id()
@@ -201,8 +131,9 @@ class RunsScreen(QueueActions, Screen):
             if stage:
                 self.app.new_run(stage)
 
+        width = max(len(name) for name in STAGES)  # names and titles in two columns
         self.app.push_screen(PickModal("New run: which stage?",
-                                       [(name, f"{name:6} {s.title}") for name, s in STAGES.items()]), chosen)
+                                       [(name, f"{name:{width}}  {s.title}") for name, s in STAGES.items()]), chosen)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -249,9 +180,19 @@ class RunsScreen(QueueActions, Screen):
         if row.state not in LIVE_STATES:
             self.notify(f"{row.path.name} is not running ({row.state})", severity="warning")
             return
-        supervisor.request_stop(RunDir(row.path))
-        self.notify(f"stop requested for {row.path.name}: it checkpoints and ends")
-        self.refresh_runs()
+        rd = RunDir(row.path)
+        if rd.stop_requested():
+            self.notify(f"a stop is already requested for {row.path.name}: it checkpoints and ends")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                supervisor.request_stop(rd)
+                self.notify(f"stop requested for {row.path.name}: it checkpoints and ends")
+                self.refresh_runs()
+
+        self.app.push_screen(ConfirmModal(stop_cost.stop_question(rd), yes="Stop", no="Keep running", danger=True),
+                             confirmed)
 
     def action_resume(self) -> None:
         row = self.selected()
@@ -308,12 +249,6 @@ class RunsScreen(QueueActions, Screen):
         self.app.edit_recipe(text, path=None)
 
     # -- comparison --------------------------------------------------------------------------------------------
-    def _run_cell(self, key: str, row: RunRow):
-        """The first cell, with the mark of a run marked for comparison."""
-        if key not in self.marked:
-            return row.cells[0]
-        return Text("✓ ", style="bold green") + Text.assemble(row.cells[0])
-
     def action_mark(self) -> None:
         key = self.selected_id()
         row = self.rows.get(key) if key else None
@@ -323,7 +258,7 @@ class RunsScreen(QueueActions, Screen):
             self.marked.remove(key)
         else:
             self.marked.append(key)
-        self.query_one(DataTable).update_cell(key, "run", self._run_cell(key, row), update_width=True)
+        self.query_one(RunsTable).redraw()
 
     def action_compare(self) -> None:
         """The marked runs (two or more), or the marked one and the selected one, on the Compare screen."""
@@ -344,10 +279,19 @@ class RunsScreen(QueueActions, Screen):
         if row.state not in LIVE_STATES:
             self.notify(f"pipeline {row.path.name} is not running ({row.state})", severity="warning")
             return
-        pipeline.request_pipeline_stop(PipelineDir(row.path))
-        self.notify(f"stop requested for pipeline {row.path.name}: its current stage checkpoints and ends, later "
-                    "stages do not start")
-        self.refresh_runs()
+        question = (f"Stop pipeline {row.path.name}?\nIts current stage's run checkpoints and ends, later stages do "
+                    "not start; r resumes the pipeline from that stage.")
+        if row.current is not None:
+            question += f"\n{row.current.name}: " + stop_cost.describe(stop_cost.stop_cost(RunDir(row.current)))
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                pipeline.request_pipeline_stop(PipelineDir(row.path))
+                self.notify(f"stop requested for pipeline {row.path.name}: its current stage checkpoints and ends, "
+                            "later stages do not start")
+                self.refresh_runs()
+
+        self.app.push_screen(ConfirmModal(question, yes="Stop", no="Keep running", danger=True), confirmed)
 
     def _resume_pipeline(self, row: RunRow) -> None:
         try:

@@ -1,6 +1,6 @@
 """The runs list's keys for runs waiting in the run queue (workbench.core.queue): shift+up / shift+down move the
 selected waiting run, T moves it to the top, g starts it now whatever the GPUs; s (RunsScreen.action_stop) cancels
-it. The keys work, and show in the footer right after Stop, only while a waiting run is selected (check_action).
+it, once confirmed. The keys work, and show in the footer right after Stop, only while a waiting run is selected (check_action).
 
 A mixin of RunsScreen (which owns ``selected``, ``refresh_runs``, ``_warn``); its handlers are found by name, as
 Textual finds them on mixins.
@@ -74,10 +74,19 @@ class QueueActions:
         self.refresh_runs()
 
     def _cancel_waiting(self, row) -> None:
-        try:
-            queue.cancel(RunDir(row.path))
-        except BadInput as e:
-            self._warn(e)
-            return
-        self.notify(f"{row.path.name} cancelled: it leaves the queue without running (d deletes it)")
-        self.refresh_runs()
+        from workbench.tui.screens.modals import ConfirmModal
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                queue.cancel(RunDir(row.path))
+            except BadInput as e:
+                self._warn(e)
+                return
+            self.notify(f"{row.path.name} cancelled: it leaves the queue without running (d deletes it)")
+            self.refresh_runs()
+
+        self.app.push_screen(ConfirmModal(f"Cancel waiting run {row.path.name}?\nIt leaves the queue without "
+                                          "running (nothing of it ran yet); d deletes it afterwards.",
+                                          yes="Cancel it", no="Keep waiting", danger=True), confirmed)
