@@ -131,9 +131,8 @@ class RunsScreen(QueueActions, Screen):
             if stage:
                 self.app.new_run(stage)
 
-        width = max(len(name) for name in STAGES)  # names and titles in two columns
-        self.app.push_screen(PickModal("New run: which stage?",
-                                       [(name, f"{name:{width}}  {s.title}") for name, s in STAGES.items()]), chosen)
+        self.app.push_screen(PickModal("New run: which stage?",  # names and titles in two columns
+                                       [(name, (name, s.title)) for name, s in STAGES.items()]), chosen)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
