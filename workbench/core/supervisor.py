@@ -21,6 +21,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from workbench import __version__
 from workbench.core import lifecycle
 from workbench.core.atomic import read_json, write_json_atomic
 from workbench.core.problems import BadInput, Problem
@@ -133,7 +134,7 @@ def prepare(recipe: Recipe, runs_dir: Path) -> RunDir:
         write_json_atomic(rd.launch_path, {
             "argv": plan.argv, "env": plan.env, "cwd": os.getcwd(), "host": hostname(), "python": sys.executable,
             "recipe_source": str(recipe.path) if recipe.path else None, "files": sorted(plan.files),
-            **({"vllm": plan.server} if plan.server else {}),
+            "workbench_version": __version__, **({"vllm": plan.server} if plan.server else {}),
         })
         lifecycle.transition(rd, lifecycle.PREPARED, lifecycle.LAUNCHER, stage=frozen.stage, name=frozen.name,
                              model=frozen.get("model.path"), created=time.time(), host=hostname(),
