@@ -22,7 +22,7 @@ from benchmarks.common import PY, Context, Result, cpu_seconds, median
 
 RATE, SECONDS = 20.0, 60.0
 STEP_RE = re.compile(r"\] (\d+)/(\d+) ")
-AXIS_RE = re.compile(r"└(\d+) +(\d+)")  # a chart's step axis: first and last step drawn
+AXIS_RE = re.compile(r"└(\d+) +(?:(?:ema [\d.]+|raw) +)?(\d+)")  # a chart's step axis: first and last step drawn
 
 
 def launch_writer(runs_dir, rate: float, seconds: float):

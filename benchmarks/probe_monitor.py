@@ -41,10 +41,10 @@ async def main(runs: Path, run: Path, fresh: bool) -> dict:
             if not isinstance(screen, MonitorScreen):
                 return []
             try:
-                chart = screen.query_one("#chart-1", MetricChart)  # the loss chart
+                chart = screen.query_one("#chart-loss", MetricChart)
             except Exception:  # not composed yet
                 return []
-            return chart._cache[1] if chart._cache else []
+            return chart._cache[2] if chart._cache else []  # the values as drawn (the faint ones under the EMA)
 
         while not drawn():
             await asyncio.sleep(0.002)
@@ -73,7 +73,7 @@ async def main(runs: Path, run: Path, fresh: bool) -> dict:
         screen.action_tab("charts")
         while screen.overview is not None or screen.metrics_tail.behind:
             await asyncio.sleep(0.05)
-        chart = screen.query_one("#chart-1", MetricChart)
+        chart = screen.query_one("#chart-loss", MetricChart)
         while not (chart._cache and chart._cache[0][0] == id(screen.history)):  # drawn from the exact history
             await asyncio.sleep(0.01)
         out["exact"] = time.perf_counter() - t0

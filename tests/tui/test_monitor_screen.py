@@ -32,8 +32,9 @@ async def test_progress_state_and_grpo_charts(runs_dir, app_factory):
         assert "reward 1" in text  # the headline value of the last row
         titles = [c.title for c in screen.query(MetricChart)]
         assert titles[:3] == ["reward", "loss", "KL"]
-        reward = screen.query_one("#chart-0", MetricChart)
-        assert reward.series_keys() == ["reward", "rewards/correctness/mean", "rewards/format/mean"]
+        reward = screen.query_one("#chart-reward", MetricChart)
+        assert reward.series_keys() == ["reward"]  # the total; the per-function rewards are in its series picker
+        assert [c.title for c in screen.query(MetricChart)][3:5] == ["grad_norm", "learning_rate"]  # other keys
 
 
 async def test_sft_run_charts_loss_token_accuracy_and_learning_rate(runs_dir, app_factory):
@@ -43,7 +44,7 @@ async def test_sft_run_charts_loss_token_accuracy_and_learning_rate(runs_dir, ap
         screen = await open_monitor(app, pilot, d)
         titles = [c.title for c in screen.query(MetricChart)][:3]
         assert titles == ["loss", "token accuracy", "learning rate"]
-        assert screen.query_one("#chart-1", MetricChart).series_keys() == ["mean_token_accuracy"]
+        assert screen.query_one("#chart-token_accuracy", MetricChart).series_keys() == ["mean_token_accuracy"]
         assert "4/8" in screen_text(app)
 
 

@@ -14,6 +14,7 @@ it keeps or loses (core/stop_cost.py).
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 
@@ -22,17 +23,20 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Header, Select, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from workbench.core import stop_cost, summary, supervisor
+from workbench.core.lifecycle import FINAL_STATES
 from workbench.core.metrics import JsonlTail, MetricsHistory, load_view, overview, save_view
 from workbench.core.rundir import LIVE_STATES, RunDir
 from workbench.core.stages import STAGES
+from workbench.tui import chartplan
 from workbench.tui.screens.modals import ConfirmModal, MessageModal
-from workbench.tui.widgets.charts import MetricChart
+from workbench.tui.screens.series_picker import SeriesPicker
+from workbench.tui.widgets.chart_grid import ChartGrid
 from workbench.tui.widgets.footer import FittedFooter
 from workbench.tui.widgets.logtail import TextTail
 from workbench.tui.widgets.logview import LogView
@@ -46,38 +50,13 @@ CHART_EVERY = 0.7  # seconds between chart redraws at most: every other poll whi
 CATCH_UP_S = 0.25  # reading time per poll while catching up; then the UI gets a turn
 OVERVIEW_BYTES = 24 * 1024 * 1024  # more unread than this at open: draw a sampled overview first
 SAVE_VIEW_BYTES = 16 * 1024 * 1024  # a file at least this big gets its folded view saved for the next open
-STAGE_CHARTS = {  # stage -> three (title, keys) charts; "a|b" = first present of a, b
-    "grpo": [("reward", ["reward"]), ("loss", ["loss"]), ("KL", ["kl|objective/kl"])],
-    "sft": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]), ("learning rate", ["learning_rate"])],
-    "pretrain": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]),
-                 ("learning rate", ["learning_rate"])],
-    "reward": [("loss", ["loss"]), ("accuracy", ["accuracy"]), ("margin", ["margin"])],
-    "dpo": [("loss", ["loss"]), ("preference accuracy", ["rewards/accuracies"]), ("margin", ["rewards/margins"])],
-    "kto": [("loss", ["loss"]), ("KL", ["kl"]), ("learning rate", ["learning_rate"])],
-    "ppo": [("RLHF reward", ["objective/rlhf_reward", "objective/scores"]),
-            ("policy / value loss", ["loss/policy_avg", "loss/value_avg"]), ("KL", ["objective/kl"])],
-    "distill": [("loss", ["loss"]), ("grad norm", ["grad_norm"]), ("learning rate", ["learning_rate"])],
-    "distill-offline": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]),
-                        ("learning rate", ["learning_rate"])],
-    "best-of-k": [("reward", ["reward"]), ("best of K", ["best_reward"]), ("kept fraction", ["kept_fraction"])],
-}
-DEFAULT_CHARTS = [("loss", ["loss"]), ("accuracy", ["rewards/accuracies|accuracy|mean_token_accuracy"]),
-                  ("learning rate", ["learning_rate"])]
-# The held-out generation eval ([eval] in the recipe) of any stage: a fourth chart, once its keys appear.
-EVAL_CHART = ("held-out eval", ["eval/accuracy", "eval/format_rate", "eval/pass@k", "eval/maj@k"])
+FINISHED_POLL_EVERY = 5.0  # a finished run that has been read to its end: a slow check for a resume
+SETTLE_EVERY = 2.0  # a live run whose files did not change: its processes are still checked this often
 
 
 def chart_specs(stage: str, history: MetricsHistory) -> list[tuple[str, list[str]]]:
-    known = STAGES.get(stage)
-    if stage not in STAGE_CHARTS and known is not None and known.uses_rewards:
-        stage = "grpo"  # rloo and other reward-function stages log the same keys
-    specs = [(t, list(k)) for t, k in STAGE_CHARTS.get(stage, DEFAULT_CHARTS)]
-    for title, keys in specs:
-        if keys == ["reward"]:  # plus one line per reward function
-            keys += sorted(k for k in history.keys() if k.startswith("rewards/") and k.endswith("/mean"))
-    if any(k.startswith("eval/") for k in history.keys()):
-        specs.append((EVAL_CHART[0], list(EVAL_CHART[1])))
-    return specs
+    """(title, keys) of the stage's own charts and the eval chart (see chartplan.plan for the whole grid)."""
+    return [(s.title, s.keys + s.options) for s in chartplan.plan(stage, history) if not s.id.startswith("key:")]
 
 
 def no_samples_text(stage: str) -> Text:
@@ -92,6 +71,10 @@ class MonitorScreen(Screen):
     BINDINGS = [
         Binding("escape,q", "back", "Back"),
         Binding("s", "stop", "Stop run"),
+        # [ and ]: smoothing on the Charts tab, the sampled step elsewhere (check_action picks one)
+        Binding("left_square_bracket", "smooth(-1)", "Smoother-"),
+        Binding("right_square_bracket", "smooth(1)", "Smoother+"),
+        Binding("m", "series", "Series"),
         Binding("left_square_bracket", "step(-1)", "Prev step"),
         Binding("right_square_bracket", "step(1)", "Next step"),
         Binding("f", "filter", "Filter"),
@@ -129,11 +112,16 @@ class MonitorScreen(Screen):
         self.shown_step: int | None = None  # None: follow the newest step
         self.filter = FILTERS[0]
         self._polling = False
-        self._metric_keys: list[str] = []
+        self._poll_timer = None
+        self._seen: tuple = ()  # (inode, size, mtime) of the run's files at the last read
+        self._settled_at = 0.0  # monotonic time of the last read (which also settles the status)
+        self._slow = False  # polling a finished run every FINISHED_POLL_EVERY
+        self.facts = chartplan.RecipeFacts.of(rd.recipe_path, self.stage)
         self._state_text = ""
         self._samples_stale = False  # new samples arrived while their tab was hidden
         self._charts_stale = False  # new metrics not drawn yet (hidden tab, or drawn less than CHART_EVERY ago)
         self._charts_at = 0.0
+        self._chart_timer = None  # a redraw of stale charts, due CHART_EVERY after the last
         self._log_pending: deque[str] = deque(maxlen=LOG_LINES)  # log lines that arrived while their tab was hidden
 
     def compose(self) -> ComposeResult:
@@ -141,16 +129,7 @@ class MonitorScreen(Screen):
         yield Static("", id="run-state", markup=False)
         with TabbedContent(id="tabs"):
             with TabPane("Charts", id="charts"):
-                with Grid(id="chart-grid"):
-                    specs = chart_specs(self.stage, self.history)
-                    for i, (title, keys) in enumerate(specs):
-                        yield MetricChart(title, keys, id=f"chart-{i}")
-                    eval_chart = MetricChart(*EVAL_CHART, id=f"chart-{len(specs)}")
-                    eval_chart.display = False  # until eval/* rows arrive (update_charts)
-                    yield eval_chart
-                    with Vertical(id="custom-cell"):
-                        yield Select([], prompt="metric…", compact=True, id="metric-pick")
-                        yield MetricChart("", [], id="chart-custom")
+                yield ChartGrid(id="chart-scroll")
             with TabPane("Samples", id="samples"):
                 yield Static("", id="samples-bar", markup=False)
                 with VerticalScroll(id="samples-scroll"):
@@ -172,14 +151,38 @@ class MonitorScreen(Screen):
         except OSError as e:
             self.query_one("#recipe-view", Static).update(Text(f"no recipe: {e.strerror or e}"))
         self.update_state_line()
+        self.update_charts()  # the empty charts and why they are empty, until the first read
+        self._charts_at = 0.0  # the first rows are drawn as soon as they are read
         self.tick()
-        self.set_interval(POLL_EVERY, self.tick)
+        self._poll_every(POLL_EVERY)
 
     # -- polling ---------------------------------------------------------------------------------------------
-    def tick(self) -> None:
-        if not self._polling:
-            self._polling = True
-            self.poll()
+    def tick(self, force: bool = False) -> None:
+        """Start a read unless one runs, or nothing changed in the run dir since the last one and that one was
+        less than SETTLE_EVERY ago (it also settles the status): a few stat calls spare a worker thread a poll."""
+        if self._polling:
+            return
+        now, seen = time.monotonic(), self._dir_state()
+        if not force and seen == self._seen and now - self._settled_at < SETTLE_EVERY:
+            return
+        self._seen, self._settled_at = seen, now
+        self._polling = True
+        self.poll()
+
+    def _dir_state(self) -> tuple:
+        out = []
+        for path in (self.rd.metrics_path, self.rd.samples_path, self.rd.stdout_path, self.rd.status_path):
+            try:
+                st = os.stat(path)
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def _poll_every(self, seconds: float) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+        self._poll_timer = self.set_interval(seconds, self.tick)
 
     @work(thread=True, group="monitor-poll", exit_on_error=False)
     def poll(self) -> None:
@@ -242,11 +245,14 @@ class MonitorScreen(Screen):
         if message.metrics or message.status is not None:
             self.update_state_line()
         now = time.monotonic()
-        if message.metrics or self._charts_stale:  # charts: at most about once a second, and only when seen
-            if active == "charts" and now - self._charts_at >= CHART_EVERY:
+        if message.metrics or self._charts_stale:  # charts: at most every CHART_EVERY, and only when seen
+            wait = CHART_EVERY - (now - self._charts_at)
+            if active == "charts" and wait <= 0:
                 self.update_charts()
             else:
                 self._charts_stale = True
+                if active == "charts" and self._chart_timer is None:  # drawn then, polled or not
+                    self._chart_timer = self.set_timer(wait, self._draw_stale_charts)
         # Hidden tabs are brought up to date when shown: drawing them unseen costs the watched run's CPU.
         if message.samples:
             if active == "samples":
@@ -259,11 +265,23 @@ class MonitorScreen(Screen):
             else:
                 self._log_pending.extend(message.lines)
         if message.more:
-            self.call_after_refresh(self.tick)
+            self.call_after_refresh(self.tick, True)
+        # A finished run read to its end changes only if it is resumed: a check every few seconds then, not 2.5
+        # times a second (live again: back to POLL_EVERY).
+        slow = self.status.get("state") in FINAL_STATES and not message.more and self.overview is None
+        if slow != self._slow:
+            self._slow = slow
+            self._poll_every(FINISHED_POLL_EVERY if slow else POLL_EVERY)
+
+    def _draw_stale_charts(self) -> None:
+        self._chart_timer = None
+        if self._charts_stale and self.query_one(TabbedContent).active == "charts":
+            self.update_charts()
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         active = self.query_one(TabbedContent).active
+        self.refresh_bindings()  # [ ] and m: charts or samples (check_action)
         if active == "charts" and self._charts_stale:
             self.update_charts()
         elif active == "samples" and self._samples_stale:
@@ -318,32 +336,12 @@ class MonitorScreen(Screen):
 
     def update_charts(self) -> None:
         self._charts_stale, self._charts_at = False, time.monotonic()
-        h = self.shown
-        specs = chart_specs(self.stage, h)
-        for i, (title, keys) in enumerate(specs):
-            chart = self.query_one(f"#chart-{i}", MetricChart)
-            if not chart.display:  # the eval chart's first rows: a third column makes room for it
-                chart.display = True
-                self.query_one("#chart-grid", Grid).styles.grid_size_columns = 3
-            chart.show(h, keys, title)
-        keys = h.keys()
-        pick = self.query_one("#metric-pick", Select)
-        if keys != self._metric_keys:
-            self._metric_keys = keys
-            current = pick.value
-            pick.set_options([(k, k) for k in keys])
-            if current in keys:
-                pick.value = current
-            else:
-                shown = {k for _, ks in chart_specs(self.stage, h) for e in ks for k in e.split("|")}
-                pick.value = next((k for k in ("grad_norm", "learning_rate") if k in keys and k not in shown),
-                                  next((k for k in keys if k not in shown), keys[0]))
-        self.query_one("#chart-custom", MetricChart).show(h)
-
-    @on(Select.Changed, "#metric-pick")
-    def _metric_picked(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str):
-            self.query_one("#chart-custom", MetricChart).show(self.shown, [event.value], event.value)
+        h, live = self.shown, self.status.get("state") not in FINAL_STATES
+        specs = chartplan.plan(self.stage, h, self.facts)
+        with h.lock:
+            notes = {s.id: chartplan.empty_reason(s, self.stage, h, self.facts, live) for s in specs
+                     if not chartplan.present(h, s.keys)}
+        self.query_one(ChartGrid).sync(h, specs, notes)
 
     def update_samples(self) -> None:
         self._samples_stale = False
@@ -369,6 +367,41 @@ class MonitorScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """[ ] and m act on the charts while the Charts tab is shown; [ ] step the samples elsewhere."""
+        if action in ("smooth", "series", "step"):
+            try:
+                charts = self.query_one(TabbedContent).active == "charts"
+            except Exception:  # noqa: BLE001 - not composed yet
+                charts = True
+            return charts if action != "step" else not charts
+        return True
+
+    def action_smooth(self, delta: int) -> None:
+        grid = self.query_one(ChartGrid)
+        target = grid.focused_chart()
+        weight = grid.smooth(delta, self.shown)
+        what = f"'{target.title}'" if target is not None else "every chart"
+        self.notify(f"smoothing of {what}: " + (f"EMA {weight:g}" if weight else "off (raw values)"), timeout=2)
+
+    def action_series(self) -> None:
+        """The series picker of the focused chart (the first chart when none has focus)."""
+        grid = self.query_one(ChartGrid)
+        chart = grid.focused_chart() or next(iter(grid.charts()), None)
+        if chart is None:
+            return
+        spec = grid.specs[chart.id]
+        offered = chartplan.present(self.shown, spec.keys + spec.options)
+        offered += [k for k in self.shown.keys() if k not in offered]
+        shown = chart.series_keys()
+
+        def picked(keys: list[str] | None) -> None:
+            if keys:
+                grid.pick(chart, keys, self.shown)
+
+        self.app.push_screen(SeriesPicker(chart.title, offered, shown, chartplan.labels(chart.title, offered)),
+                             picked)
 
     def action_step(self, delta: int) -> None:
         steps = self.samples.steps

@@ -17,6 +17,7 @@ from itertools import groupby
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -27,19 +28,21 @@ BRAILLE = 0x2800
 DOT = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # DOT[row][col] within a cell
 # SPAN[col][a][b]: the dots of rows a..b (0-3) of one column of a cell
 SPAN = [[[sum(DOT[r][col] for r in range(a, b + 1)) for b in range(4)] for a in range(4)] for col in range(2)]
+CELL = [" "] + [chr(BRAILLE + d) for d in range(1, 256)]  # a cell's character by its dots
 COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 
 def downsample(xs: list[float], ys: list[float], buckets: int) -> tuple[list[float], list[float]]:
-    """At most 2*buckets points: the min and the max of each of ``buckets`` equal slices, in x order."""
+    """At most 2*buckets points: the first and the last point (so the x axis spans the whole series: a live run's
+    newest step is on the axis), and the min and the max of each of ``buckets - 1`` equal slices, in x order."""
     n = min(len(xs), len(ys))
-    if buckets <= 0 or n <= 2 * buckets:
+    if buckets <= 1 or n <= 2 * buckets:
         return list(xs[:n]), list(ys[:n])
-    out_x: list[float] = []
-    out_y: list[float] = []
-    size = n / buckets
-    for b in range(buckets):
-        lo, hi = int(b * size), int((b + 1) * size)
+    out_x: list[float] = [xs[0]]
+    out_y: list[float] = [ys[0]]
+    size = (n - 2) / (buckets - 1)
+    for b in range(buckets - 1):
+        lo, hi = 1 + int(b * size), 1 + int((b + 1) * size)
         seg = ys[lo:hi]
         if not seg:
             continue
@@ -47,6 +50,8 @@ def downsample(xs: list[float], ys: list[float], buckets: int) -> tuple[list[flo
         for k in sorted({i, j}):
             out_x.append(xs[lo + k])
             out_y.append(seg[k])
+    out_x.append(xs[n - 1])
+    out_y.append(ys[n - 1])
     return out_x, out_y
 
 
@@ -102,25 +107,38 @@ def _fit(text: str, width: int) -> str:
 
 
 def draw(series: list[tuple[str, list[float], list[float]]], width: int, height: int, title: str,
-         colors: list[str] | None = None, x_format=None, y_range: tuple[float, float] | None = None) -> list[Runs]:
+         colors: list[str] | None = None, x_format=None, y_range: tuple[float, float] | None = None, *,
+         faint: list[tuple[list[float], list[float]]] | None = None, note: str = "", axis_note: str = "",
+         title_style: str = "bold") -> list[Runs]:
     """The whole chart as lines of styled runs: a title line (with a legend for several series, wrapped when it is
     wider than the chart), y labels, the braille plot, and an x-axis line with the first and last x (formatted by
     ``x_format``, default the number). ``colors`` gives each series its own colour (default: COLORS in order).
-    ``y_range``: the y axis spans at least this (e.g. 0-100 for a percentage), more if the data goes beyond."""
+    ``y_range``: the y axis spans at least this (e.g. 0-100 for a percentage), more if the data goes beyond.
+    ``faint``: per series, points drawn dim behind it (the raw values under a smoothed line). ``note``: what an
+    empty chart says (wrapped under the title). ``axis_note``: a word centred on the x-axis line (e.g. "ema 0.9")."""
     width, height = max(width, 12), max(height, 3)
     colors = list(colors or ()) + [COLORS[i % len(COLORS)] for i in range(len(colors or ()), len(series))]
     names = [key for key, _, _ in series] if len(series) > 1 else []
     if not any(xs for _, xs, _ in series):
-        head = legend(f"{title}: no data yet", names, colors, width, max_lines=max(1, height - 1))
-        head[0][0] = (head[0][0][0], "dim")
+        head = legend(title, names, colors, width, max_lines=max(1, height - 1))
+        head[0][0] = (head[0][0][0], title_style)
+        words = (note or "no data yet").split()
+        while words and len(head) < height:  # the reason, wrapped at the width
+            line = words.pop(0)
+            while words and len(line) + 1 + len(words[0]) <= width:
+                line += " " + words.pop(0)
+            head.append([(_fit(line, width), "dim")])
         return head
     head_lines = legend(title, names, colors, width, max_lines=max(1, height - 4))  # 3 plot rows at least
-    xs_all = [x for _, xs, _ in series for x in xs]
-    ys_all = [y for _, _, ys in series for y in ys]
+    head_lines[0][0] = (head_lines[0][0][0], title_style)
+    faint = [f for f in faint or [] if f is not None]
+    xs_all = [x for _, xs, _ in series for x in xs] + [x for xs, _ in faint for x in xs]
+    ys_all = [y for _, _, ys in series for y in ys] + [y for _, ys in faint for y in ys]
     x0, x1, y0, y1 = min(xs_all), max(xs_all), min(ys_all), max(ys_all)
     if y_range is not None:
         y0, y1 = min(y0, y_range[0]), max(y1, y_range[1])
-    if y1 == y0:
+    if y1 - y0 <= 1e-9 * max(abs(y0), abs(y1)):  # constant (an EMA of a constant wobbles in the last digits)
+        y0 = y1 = (y0 + y1) / 2
         pad = abs(y0) * 0.05 or 0.5
         y0, y1 = y0 - pad, y1 + pad
     mid = (y0 + y1) / 2
@@ -133,52 +151,73 @@ def draw(series: list[tuple[str, list[float], list[float]]], width: int, height:
     xspan = (x1 - x0) or 1.0
     yspan = y1 - y0
 
-    def px(x: float) -> int:
-        return min(gw - 1, int((x - x0) / xspan * (gw - 1) + 0.5)) if x1 > x0 else gw // 2
-
-    def py(y: float) -> int:
-        return min(gh - 1, max(0, int((y1 - y) / yspan * (gh - 1) + 0.5)))
-
-    for si, (_, xs, ys) in enumerate(series):
-        prev = None
+    n = len(series)  # owner index n+i: the faint points of series i, drawn first so the series' own dots win
+    layers = [(n + i, xs, ys) for i, (xs, ys) in enumerate(faint or []) if i < n] + \
+        [(si, xs, ys) for si, (_, xs, ys) in enumerate(series)]
+    colors = colors[:n] + [f"dim {c}" for c in colors[:n]]
+    sx = (gw - 1) / xspan if x1 > x0 else 0.0
+    sy = (gh - 1) / yspan
+    isfinite = math.isfinite
+    for si, xs, ys in layers:
+        have, ax, ay = False, 0, 0
         for x, y in zip(xs, ys):
-            if not (math.isfinite(x) and math.isfinite(y)):
-                prev = None
+            if not (isfinite(x) and isfinite(y)):
+                have = False
                 continue
-            cx, cy = px(x), py(y)
-            if prev is None:
-                segs = [(cx, cy, cy)]
-            else:  # join to the previous point: per dot column, the vertical span the line crosses
-                ax, ay = prev
-                segs = []
-                steps = max(1, cx - ax)
-                last = ay
+            cx = int((x - x0) * sx + 0.5) if sx else gw // 2
+            cx = gw - 1 if cx > gw - 1 else cx
+            cy = int((y1 - y) * sy + 0.5)
+            cy = 0 if cy < 0 else (gh - 1 if cy > gh - 1 else cy)
+            if not have:
+                spans = ((cx, cy, cy),)
+            elif cx > ax:  # join to the previous point: per dot column, the vertical span the line crosses
+                steps, d, last, spans = cx - ax, cy - ay, ay, []
                 for k in range(1, steps + 1):
-                    gx = ax + k if cx > ax else cx
-                    gy = ay + (cy - ay) * k // steps if cx > ax else cy
-                    segs.append((gx, min(last, gy), max(last, gy)))
+                    gy = ay + d * k // steps
+                    spans.append((ax + k, gy, last) if gy < last else (ax + k, last, gy))
                     last = gy
-            for gx, ga, gb in segs:  # set the dots ga..gb of dot column gx, a cell row at a time
-                col, bit = gx // 2, gx % 2
-                for row in range(ga // 4, gb // 4 + 1):
-                    lo, hi = max(ga, row * 4) - row * 4, min(gb, row * 4 + 3) - row * 4
-                    dots[row][col] |= SPAN[bit][lo][hi]
+            else:
+                spans = ((cx, cy, ay) if cy < ay else (cx, ay, cy),)
+            for gx, ga, gb in spans:  # set the dots ga..gb of dot column gx, a cell row at a time
+                col, bits = gx >> 1, SPAN[gx & 1]
+                ra, rb = ga >> 2, gb >> 2
+                if ra == rb:
+                    dots[ra][col] |= bits[ga & 3][gb & 3]
+                    owner[ra][col] = si
+                    continue
+                dots[ra][col] |= bits[ga & 3][3]
+                owner[ra][col] = si
+                for row in range(ra + 1, rb):
+                    dots[row][col] |= bits[0][3]
                     owner[row][col] = si
-            prev = (cx, cy)
+                dots[rb][col] |= bits[0][gb & 3]
+                owner[rb][col] = si
+            ax, ay, have = cx, cy, True
 
     lines = head_lines
     label_rows = {0: labels[0], (ph - 1) // 2: labels[1], ph - 1: labels[2]}
     for r in range(ph):
         line: Runs = [(label_rows[r].rjust(lw) + "┤" if r in label_rows else " " * lw + "│", "dim")]
-        chars = "".join([chr(BRAILLE + d) if d else " " for d in dots[r]])
-        c = 0
-        for o, group in groupby(owner[r]):
-            n = sum(1 for _ in group)
-            line.append((chars[c:c + n], colors[o] if o >= 0 else None))
-            c += n
+        chars = "".join([CELL[d] for d in dots[r]])
+        c, cur, row = 0, next((o for o in owner[r] if o >= 0), -1), owner[r]
+        for i, o in enumerate(row):  # a blank cell takes its left neighbour's colour: fewer runs to render
+            if o < 0:
+                row[i] = cur
+            else:
+                cur = o
+        for o, group in groupby(row):
+            k = sum(1 for _ in group)
+            line.append((chars[c:c + k], colors[o] if o >= 0 else None))
+            c += k
         lines.append(line)
     left, right = (x_format or _label)(x0), (x_format or _label)(x1)
-    lines.append([(" " * lw + "└" + left + " " * max(1, pw - len(left) - len(right)) + right, "dim")])
+    gap = max(1, pw - len(left) - len(right))
+    if axis_note and gap >= len(axis_note) + 4:
+        a = (gap - len(axis_note)) // 2
+        lines.append([(" " * lw + "└" + left + " " * a, "dim"), (axis_note, "dim italic"),
+                      (" " * (gap - a - len(axis_note)) + right, "dim")])
+    else:
+        lines.append([(" " * lw + "└" + left + " " * gap + right, "dim")])
     return lines
 
 
@@ -202,8 +241,37 @@ def _style(name: str | None) -> Style:
     return _STYLES[name]
 
 
+def ema(ys: list[float], weight: float) -> list[float]:
+    """Exponential moving average, debiased at the start as TensorBoard's smoothing is (weight 0: the values)."""
+    out: list[float] = []
+    if not ys:
+        return out
+    base = ys[0]  # averaged as offsets from the first value: a constant stays exactly constant
+    last, scale = 0.0, 1.0
+    for y in ys:
+        last = last * weight + (1 - weight) * (y - base)
+        scale *= weight
+        out.append(base + last / (1 - scale))
+    return out
+
+
+def _strip(line: Runs, width: int) -> Strip:
+    """One drawn line as a Strip of exactly ``width`` cells (every character draw() uses is one cell wide)."""
+    used = sum(len(t) for t, _ in line)
+    if used > width:
+        return Strip([Segment(t, _style(st)) for t, st in line]).crop_extend(0, width, None)
+    segments = [Segment(t, _style(st)) for t, st in line]
+    if used < width:
+        segments.append(Segment(" " * (width - used)))
+    return Strip(segments, width)
+
+
 class MetricChart(Widget):
-    """Plots the first present key of each entry of ``keys`` (an entry may be alternatives, e.g. kl|objective/kl)."""
+    """Plots the first present key of each entry of ``keys`` (an entry may be alternatives, e.g. kl|objective/kl).
+
+    ``smoothing``: None (the default) draws the values; a weight in [0, 1) makes the chart smoothable: above 0 it
+    draws the EMA of each series with the values faint behind it, and the x-axis line says "ema W" ("raw" at 0).
+    ``labels`` maps a key to its legend label; ``note`` is what the chart says while it has no data."""
 
     DEFAULT_CSS = """
     MetricChart { min-height: 6; height: 1fr; }
@@ -217,8 +285,12 @@ class MetricChart(Widget):
         self.series_colors: list[str] | None = None  # one per series (default: COLORS in order)
         self.x_format = None  # str of an x value on the axis line (default: the number)
         self.y_range: tuple[float, float] | None = None  # the y axis spans at least this (see draw)
-        self._cache: tuple | None = None  # (signature, points): a repaint without new data skips downsampling
-        self._drawn: tuple | None = None  # (signature/size/title, strips)
+        self.smoothing: float | None = None
+        self.labels: dict[str, str] = {}
+        self.note = ""
+        self._cache: tuple | None = None  # (signature, points, raw points): a repaint without new data skips work
+        self._drawn: tuple | None = None  # (signature/size/look, strips)
+        self._memo: tuple | None = None  # (size, strips) for the lines of one repaint
 
     def show(self, history: MetricsHistory, keys: list[str] | None = None, title: str | None = None) -> None:
         self.history = history
@@ -235,40 +307,89 @@ class MetricChart(Widget):
         for entry in self.keys:
             for alt in entry.split("|"):
                 if alt in self.history.series:
-                    out.append(alt)
+                    if alt not in out:
+                        out.append(alt)
                     break
         return out
 
     def points(self, width: int) -> list[tuple[str, list[float], list[float]]]:
+        """The series as drawn, (key, xs, ys) each, downsampled to the width: the EMA when smoothing > 0."""
+        return self._points(width)[0]
+
+    def raw_points(self, width: int) -> list[tuple[str, list[float], list[float]]]:
+        """The same, never smoothed."""
+        return self._points(width)[1]
+
+    def _points(self, width: int) -> tuple[list, list]:
         hist = self.history
         if hist is None:
-            return []
+            return [], []
         with hist.lock:
             keys = self.series_keys()
-            sig = (id(hist), tuple(keys), tuple(hist.series[k].version for k in keys), width)
+            sig = (id(hist), tuple(keys), tuple(hist.series[k].version for k in keys), width, self.smoothing)
             if self._cache and self._cache[0] == sig:
-                return self._cache[1]
-            raw = [(k, *hist.series[k].points()) for k in keys]
+                return self._cache[1], self._cache[2]
+            full = [(k, *hist.series[k].points()) for k in keys]
         buckets = max(8, width - 10)  # the y-axis labels take some columns
-        pts = [(k, *downsample(xs, ys, buckets)) for k, xs, ys in raw]
-        self._cache = (sig, pts)
-        return pts
+        raw = [(k, *downsample(xs, ys, buckets)) for k, xs, ys in full]
+        pts = raw
+        if self.smoothing:  # smoothed over every kept point, then downsampled like the values
+            pts = [(k, *downsample(xs, ema(ys, self.smoothing), buckets)) for k, xs, ys in full]
+        self._cache = (sig, pts, raw)
+        return pts, raw
 
     def strips(self) -> list[Strip]:
         w, h = self.size.width, self.size.height
         pts = self.points(w)
-        look = (self.title, tuple(self.series_colors or ()), self.x_format, self.y_range)
+        faint = [(xs, ys) for _, xs, ys in self.raw_points(w)] if self.smoothing else None
+        axis = "" if self.smoothing is None else (f"ema {self.smoothing:g}" if self.smoothing else "raw")
+        look = (self.title, tuple(self.series_colors or ()), self.x_format, self.y_range, axis, self.note,
+                tuple(self.labels.items()), self.has_focus)
         key = (self._cache[0] if self._cache else None, w, h, look)
         if self._drawn and self._drawn[0] == key:
             return self._drawn[1]
-        lines = draw(pts, w, h, self.title, self.series_colors, self.x_format, self.y_range)
-        strips = [Strip([Segment(t, _style(st)) for t, st in line]).crop_extend(0, w, None) for line in lines]
+        named = [(self.labels.get(k, k), xs, ys) for k, xs, ys in pts]
+        lines = draw(named, w, h, self.title, self.series_colors, self.x_format, self.y_range, faint=faint,
+                     note=self.note, axis_note=axis, title_style="bold reverse" if self.has_focus else "bold")
+        strips = [_strip(line, w) for line in lines]
         self._drawn = (key, strips)
         return strips
 
+    def redraw(self, history: MetricsHistory, keys: list[str], title: str, visible: bool = True) -> None:
+        """Show this data and repaint only the lines that differ from what is on screen: one new row of a live run
+        usually moves a few columns and the axis labels, not the whole chart. Not ``visible`` (scrolled away): it
+        is drawn when it is shown again."""
+        before = self._drawn[1] if self._drawn else None
+        self.history, self.keys, self.title = history, keys, title
+        if before is None or not visible or not self.size.width or not self.size.height:
+            self.refresh()
+            return
+        after = self.strips()
+        if len(after) != len(before):
+            self.refresh()
+            return
+        w = self.size.width
+        changed = [Region(0, y, w, 1) for y, (a, b) in enumerate(zip(before, after)) if a != b]
+        if changed:
+            self.refresh(*changed)
+
+    def on_focus(self) -> None:
+        self.refresh()  # the title shows focus
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def refresh(self, *regions, **kwargs):
+        self._memo = None  # render_line asks strips() again
+        return super().refresh(*regions, **kwargs)
+
     def render_line(self, y: int) -> Strip:
-        """Textual's line API: cached strips, rebuilt only when the data, the size or the title changed."""
-        strips = self.strips()
+        """Textual's line API: cached strips, rebuilt only when the data, the size or the look changed (and looked
+        up once per repaint, not once per line)."""
+        memo = getattr(self, "_memo", None)
+        if memo is None or memo[0] != self.size:
+            memo = self._memo = (self.size, self.strips())
+        strips = memo[1]
         return strips[y] if y < len(strips) else Strip.blank(self.size.width)
 
 
