@@ -161,16 +161,24 @@ def _runs_flag(args) -> str:
     return f" --runs-dir {args.runs_dir}" if args.runs_dir else ""
 
 
+FOLLOW_EVERY_TTY, FOLLOW_EVERY = 0.25, 1.0  # seconds between reads of a followed run (terminal / not)
+
+
 def follow(rd, args, process=None, print_rows: bool = False, last_lines: int = 0) -> int:
     """Show progress until the run ends. Ctrl-C (or SIGHUP) stops following, never the run.
     With print_rows and last_lines > 0, rows are printed from the last ``last_lines`` lines of metrics.jsonl."""
     from workbench.core import supervisor
+    from workbench.core.exitwait import exit_event
     from workbench.core.metrics import READ_CHUNK, JsonlTail, MetricsHistory
 
     tail, hist = JsonlTail(rd.metrics_path), MetricsHistory()
     if print_rows and last_lines > 0:
         tail.offset = _start_of_last_lines(rd.metrics_path, last_lines)
     tty = sys.stdout.isatty()
+    # A live progress line on a terminal; a line every few seconds otherwise, read once a second: the trainer
+    # shares the machine with this loop. The runner's exit (right after the final state) ends the wait at once.
+    every = FOLLOW_EVERY_TTY if tty else FOLLOW_EVERY
+    exited = exit_event(process) if process is not None else None
     last_line, last_print = "", 0.0
     try:
         while True:
@@ -196,13 +204,10 @@ def follow(rd, args, process=None, print_rows: bool = False, last_lines: int = 0
                 continue
             if st.get("state") not in ("waiting", "queued", "running"):  # a waiting run: until it has run
                 break
-            if process is not None:  # the runner we started exits right after writing the final state
-                try:
-                    process.wait(timeout=0.25)
-                except subprocess.TimeoutExpired:
-                    pass
+            if exited is not None and not exited.is_set():  # the runner exits right after the final state
+                exited.wait(every)
             else:
-                time.sleep(0.25)
+                time.sleep(every)
     except KeyboardInterrupt:
         _out(f"\nstopped following; the run goes on. Re-attach: workbench tail {rd.id}{_runs_flag(args)}")
         return EXIT_OK

@@ -23,6 +23,7 @@ import time
 
 from workbench.core import lifecycle
 from workbench.core.atomic import read_json
+from workbench.core.exitwait import exit_event
 from workbench.core.rundir import HEARTBEAT_EVERY, RunDir, boot_time, hostname
 
 
@@ -69,15 +70,13 @@ def main(run_dir: str) -> int:
                                      error=f"could not start the trainer: {e}")
             return 1
         rd.write_status(trainer_pid=child.pid)
-        while True:
-            try:
-                rc = child.wait(timeout=HEARTBEAT_EVERY)
-                break
-            except subprocess.TimeoutExpired:
-                if not rd.status_path.exists():
-                    _end_deleted_run(child, server)
-                    return 1
-                _beat(rd)
+        exited = exit_event(child)  # blocks in waitpid: this loop wakes once a heartbeat, not every 50 ms
+        while not exited.wait(HEARTBEAT_EVERY):
+            if not rd.status_path.exists():
+                _end_deleted_run(child, server)
+                return 1
+            _beat(rd)
+        rc = child.returncode
     if not rd.status_path.exists():
         if server is not None:
             server.shutdown()

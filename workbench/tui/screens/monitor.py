@@ -18,12 +18,12 @@ import os
 import time
 from collections import deque
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.lazy import Lazy
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, Static, TabbedContent, TabPane
@@ -122,6 +122,8 @@ class MonitorScreen(Screen):
         self._charts_stale = False  # new metrics not drawn yet (hidden tab, or drawn less than CHART_EVERY ago)
         self._charts_at = 0.0
         self._chart_timer = None  # a redraw of stale charts, due CHART_EVERY after the last
+        self._recipe_shown = False
+        self._keys_for_charts = True  # the footer shows the chart keys ([ ] smoothing, m series)
         self._log_pending: deque[str] = deque(maxlen=LOG_LINES)  # log lines that arrived while their tab was hidden
 
     def compose(self) -> ComposeResult:
@@ -134,22 +136,18 @@ class MonitorScreen(Screen):
                 yield Static("", id="samples-bar", markup=False)
                 with VerticalScroll(id="samples-scroll"):
                     yield Static(no_samples_text(self.stage), id="samples-body")
+            # Hidden tabs' widgets are mounted after the first frame (Lazy): an open shows the charts sooner.
             with TabPane("Log", id="log"):
-                yield LogView(max_lines=LOG_LINES, id="log-view")
+                yield Lazy(LogView(max_lines=LOG_LINES, id="log-view"))
             with TabPane("Recipe", id="recipe"):
-                with VerticalScroll():
+                with Lazy(VerticalScroll()):
                     yield Static("", id="recipe-view")
             with TabPane("System", id="system"):
-                yield SystemPanel(self.rd)  # samples only while this tab is shown
+                yield Lazy(SystemPanel(self.rd))  # samples only while this tab is shown
         yield FittedFooter()
 
     def on_mount(self) -> None:
         self.title = f"run {self.rd.id}"
-        try:
-            text = self.rd.recipe_path.read_text(encoding="utf-8")
-            self.query_one("#recipe-view", Static).update(Syntax(text, "toml", theme="ansi_dark", word_wrap=True))
-        except OSError as e:
-            self.query_one("#recipe-view", Static).update(Text(f"no recipe: {e.strerror or e}"))
         self.update_state_line()
         self.update_charts()  # the empty charts and why they are empty, until the first read
         self._charts_at = 0.0  # the first rows are drawn as soon as they are read
@@ -281,7 +279,11 @@ class MonitorScreen(Screen):
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         active = self.query_one(TabbedContent).active
-        self.refresh_bindings()  # [ ] and m: charts or samples (check_action)
+        if (active == "charts") != self._keys_for_charts:  # [ ] and m: charts or samples (check_action)
+            self._keys_for_charts = active == "charts"
+            self.refresh_bindings()  # (the footer recomposes: not at every tab switch)
+        if active == "recipe" and not self._recipe_shown:
+            self._show_recipe()
         if active == "charts" and self._charts_stale:
             self.update_charts()
         elif active == "samples" and self._samples_stale:
@@ -294,6 +296,17 @@ class MonitorScreen(Screen):
                 self._log_pending.clear()
 
     # -- views -----------------------------------------------------------------------------------------------
+    def _show_recipe(self) -> None:
+        """Highlighted when first shown: rich.syntax and its lexer cost ~0.2 s, which an open should not wait for."""
+        from rich.syntax import Syntax
+
+        self._recipe_shown = True
+        try:
+            text = self.rd.recipe_path.read_text(encoding="utf-8")
+            self.query_one("#recipe-view", Static).update(Syntax(text, "toml", theme="ansi_dark", word_wrap=True))
+        except OSError as e:
+            self.query_one("#recipe-view", Static).update(Text(f"no recipe: {e.strerror or e}"))
+
     def update_state_line(self) -> None:
         """State, progress, ETA or duration, then what needs reading (error, overview, skipped lines), then the
         headline values as far as they fit the line (a shorter bar first, then the values from the right)."""

@@ -387,10 +387,10 @@ class MetricChart(Widget):
         """Textual's line API: cached strips, rebuilt only when the data, the size or the look changed (and looked
         up once per repaint, not once per line)."""
         memo = getattr(self, "_memo", None)
-        if memo is None or memo[0] != self.size:
-            memo = self._memo = (self.size, self.strips())
+        if memo is None or memo[0] is not self._size:  # Widget.size is computed on each call; _size is set as
+            memo = self._memo = (self._size, self.strips())  # the layout resizes it (textual is pinned)
         strips = memo[1]
-        return strips[y] if y < len(strips) else Strip.blank(self.size.width)
+        return strips[y] if y < len(strips) else Strip.blank(memo[0].width)
 
 
 class OverlayChart(MetricChart):
