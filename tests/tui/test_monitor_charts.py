@@ -186,3 +186,24 @@ async def test_a_finished_run_is_polled_slowly_until_it_is_resumed(runs_dir, app
                 break
         assert screen.history.step == 4 and not screen._slow
         assert screen._poll_timer._interval == monitor_mod.POLL_EVERY
+
+
+async def test_charts_redraw_less_often_when_redrawing_costs_more_than_their_share(runs_dir, app_factory,
+                                                                                   monkeypatch):
+    import workbench.tui.screens.monitor as monitor_mod
+
+    monkeypatch.setattr(monitor_mod, "CHART_CPU", 1e-9)  # any redraw costs more than this
+    d = make_run(runs_dir, "20260101-000000-live", state="running", steps=3, max_steps=50)
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_monitor(app, pilot, d)
+        assert screen._chart_every == monitor_mod.CHART_EVERY
+        for step in (4, 5):
+            with open(d / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, "time": 1.0, "loss": 0.1, "reward": 0.5}) + "\n")
+            for _ in range(40):
+                await pilot.pause(0.1)
+                if screen.query_one("#chart-loss", MetricChart).points(30)[0][1][-1] == step:
+                    break
+        assert screen._chart_every == monitor_mod.CHART_EVERY_MAX  # stretched to the longest interval
+        assert screen.query_one("#chart-loss", MetricChart).points(30)[0][1][-1] == 5  # yet every row is drawn

@@ -47,6 +47,9 @@ LOG_LINES = 2000
 CHUNK = 2 * 1024 * 1024  # metrics bytes per read while catching up on a big file (bounds the memory it takes)
 POLL_EVERY = 0.4  # seconds between reads of the run dir (state line, log, samples)
 CHART_EVERY = 0.7  # seconds between chart redraws at most: every other poll while a run logs fast
+# ... and less often where redrawing would cost the TUI more than CHART_CPU of a core (a full grid of charts at
+# 120x40 takes ~25 ms a redraw here; watching a run must stay under 2 % of a core): up to CHART_EVERY_MAX.
+CHART_CPU, CHART_EVERY_MAX = 0.015, 3.0
 CATCH_UP_S = 0.25  # reading time per poll while catching up; then the UI gets a turn
 OVERVIEW_BYTES = 24 * 1024 * 1024  # more unread than this at open: draw a sampled overview first
 SAVE_VIEW_BYTES = 16 * 1024 * 1024  # a file at least this big gets its folded view saved for the next open
@@ -122,6 +125,8 @@ class MonitorScreen(Screen):
         self._charts_stale = False  # new metrics not drawn yet (hidden tab, or drawn less than CHART_EVERY ago)
         self._charts_at = 0.0
         self._chart_timer = None  # a redraw of stale charts, due CHART_EVERY after the last
+        self._chart_every = CHART_EVERY  # grows while redraws cost more than CHART_CPU (update_charts)
+        self._charts_cpu = 0.0  # process CPU seconds at the last redraw
         self._recipe_shown = False
         self._keys_for_charts = True  # the footer shows the chart keys ([ ] smoothing, m series)
         self._log_pending: deque[str] = deque(maxlen=LOG_LINES)  # log lines that arrived while their tab was hidden
@@ -244,7 +249,7 @@ class MonitorScreen(Screen):
             self.update_state_line()
         now = time.monotonic()
         if message.metrics or self._charts_stale:  # charts: at most every CHART_EVERY, and only when seen
-            wait = CHART_EVERY - (now - self._charts_at)
+            wait = self._chart_every - (now - self._charts_at)
             if active == "charts" and wait <= 0:
                 self.update_charts()
             else:
@@ -348,7 +353,11 @@ class MonitorScreen(Screen):
         self.update_state_line()  # fitted to the width
 
     def update_charts(self) -> None:
-        self._charts_stale, self._charts_at = False, time.monotonic()
+        now, cpu = time.monotonic(), time.process_time()
+        if self._charts_at and now - self._charts_at < 2 * CHART_EVERY_MAX:  # the process's CPU since the last
+            spent = cpu - self._charts_cpu  # redraw (its repaint, the reads): what one more redraw costs
+            self._chart_every = min(CHART_EVERY_MAX, max(CHART_EVERY, spent / CHART_CPU))
+        self._charts_stale, self._charts_at, self._charts_cpu = False, now, cpu
         h, live = self.shown, self.status.get("state") not in FINAL_STATES
         specs = chartplan.plan(self.stage, h, self.facts)
         with h.lock:
