@@ -64,7 +64,7 @@ def test_grpo_recipe_runs_to_completion(runs_dir):
 
     show = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "show", rd.id), capture_output=True, text=True)
     assert show.returncode == 0 and "completed" in show.stdout and "samples" in show.stdout
-    ls = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "ls"), capture_output=True, text=True)
+    ls = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "ls", "--wide"), capture_output=True, text=True)
     assert rd.id in ls.stdout and "30/30" in ls.stdout
 
 

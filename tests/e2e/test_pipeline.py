@@ -45,7 +45,8 @@ def test_pipeline_chains_pretrain_sft_grpo(runs_dir, tmp_path):
     assert runs[1].read_status()["parent"] == runs[0].id
     assert f'"run:{runs[1].id}"' in runs[2].recipe_path.read_text(), "run:previous resolved to the SFT run"
     assert all(r.read_status()["state"] == "completed" for r in runs)
-    ls = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "ls"), capture_output=True, text=True, timeout=60)
+    ls = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "ls", "--wide"), capture_output=True, text=True,
+                        timeout=60)  # --wide: ids in full whatever $COLUMNS the test runner sets
     lines = ls.stdout.splitlines()
     assert lines[1].split()[:3] == [pd.id, "completed", "pipeline"] and "stage 3/3" in lines[1]
     assert [ln.split()[:2] for ln in lines[2:5]] == [["└", r.id] for r in runs]

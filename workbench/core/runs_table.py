@@ -91,11 +91,14 @@ def fit(natural: list[int], width: int, gap: int) -> list[int | None]:
             used += need + gap
     flex = [i for i in (RUN, MODEL) if shown[i] is not None]
     room = width - used + sum(shown[i] for i in flex)  # what the run id and the model share
-    cap = max(natural[i] for i in flex)
-    while cap > 0 and sum(max(shown[i], min(natural[i], cap)) for i in flex) > room:
-        cap -= 1  # the longer one is elided first, so a short model name stays whole beside a long run id
-    for i in flex:
-        shown[i] = max(shown[i], min(natural[i], cap))
+    # The run id names the row: it grows to its full width first while the model keeps a third of the room (or all
+    # of a short name); the model gets what is left.
+    model_least = shown[MODEL] if shown[MODEL] is not None else 0
+    if shown[MODEL] is not None:
+        model_least = max(model_least, min(natural[MODEL], room // 3))
+    shown[RUN] = max(shown[RUN], min(natural[RUN], room - model_least))
+    if shown[MODEL] is not None:
+        shown[MODEL] = max(model_least, min(natural[MODEL], room - shown[RUN]))
     return shown
 
 
