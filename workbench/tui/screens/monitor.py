@@ -48,7 +48,8 @@ CHUNK = 2 * 1024 * 1024  # metrics bytes per read while catching up on a big fil
 POLL_EVERY = 0.4  # seconds between reads of the run dir (state line, log, samples)
 CHART_EVERY = 0.7  # seconds between chart redraws at most: every other poll while a run logs fast
 # ... and less often where redrawing would cost the TUI more than CHART_CPU of a core (a full grid of charts at
-# 120x40 takes ~25 ms a redraw here; watching a run must stay under 2 % of a core): up to CHART_EVERY_MAX.
+# 120x40 takes ~25 ms a redraw here, repaint included; watching a run must stay under 2 %): up to CHART_EVERY_MAX.
+# The cost is the process's CPU from one redraw to the next (the repaint comes later, on Textual's own timer).
 CHART_CPU, CHART_EVERY_MAX = 0.015, 3.0
 CATCH_UP_S = 0.25  # reading time per poll while catching up; then the UI gets a turn
 OVERVIEW_BYTES = 24 * 1024 * 1024  # more unread than this at open: draw a sampled overview first
@@ -354,8 +355,8 @@ class MonitorScreen(Screen):
 
     def update_charts(self) -> None:
         now, cpu = time.monotonic(), time.process_time()
-        if self._charts_at and now - self._charts_at < 2 * CHART_EVERY_MAX:  # the process's CPU since the last
-            spent = cpu - self._charts_cpu  # redraw (its repaint, the reads): what one more redraw costs
+        if self._charts_at and now - self._charts_at < 2 * CHART_EVERY_MAX:  # what the last redraw cost, with
+            spent = cpu - self._charts_cpu  # its repaint and the reads since: the next waits for its share
             self._chart_every = min(CHART_EVERY_MAX, max(CHART_EVERY, spent / CHART_CPU))
         self._charts_stale, self._charts_at, self._charts_cpu = False, now, cpu
         h, live = self.shown, self.status.get("state") not in FINAL_STATES
