@@ -238,7 +238,7 @@ def _progress_line(hist, st: dict) -> str:
         eta = hist.eta_seconds()
         if eta is not None and st.get("state") == "running":
             parts.append(f"ETA {summary.fmt_duration(eta)}")
-    for key in summary.HEADLINE_KEYS:
+    for key in summary.headline_keys(st.get("stage")):
         if key in hist.latest:
             parts.append(f"{key} {summary.fmt_num(hist.latest[key])}")
     return "  ".join(parts)
@@ -328,6 +328,8 @@ def _pipeline_report(pd, st: dict) -> int:
     state = st.get("state")
     _out(f"pipeline {pd.id} {state} after {summary.fmt_duration(summary.duration_of(st))} "
          f"({pipeline.stage_label(st)})")
+    for line in _stage_eval_lines(pd, st):
+        _out(line)
     if state == "completed" and st.get("run"):
         _out(f"final model: run:{st['run']}")
     if st.get("error"):
@@ -337,6 +339,29 @@ def _pipeline_report(pd, st: dict) -> int:
         later = "later stages were not started; " if int(st.get("stage") or 1) < len(st.get("stages") or []) else ""
         _err(f"{later}continue it with: workbench pipeline-resume {pd.id}")
     return EXIT_OK if state == "completed" else EXIT_FAILED
+
+
+def _stage_eval_lines(pd, st: dict) -> list[str]:
+    """Each stage's last [eval] result (held-out accuracy, format rate), so a pipeline's report says whether each
+    stage made the model better; nothing when no stage has an [eval] section."""
+    from workbench.core.metrics import last_row_with
+
+    found = []
+    for entry in st.get("stages") or []:
+        run = entry.get("run")
+        row = last_row_with(pd.runs_dir / run / "metrics.jsonl", "eval/accuracy") if run else None
+        if row:
+            found.append((entry, row))
+    if not found:
+        return []
+    width = max(len(str(e.get("name"))) for e, _ in found)
+    lines = ["held-out eval at the end of each stage:"]
+    for entry, row in found:
+        n, k = row.get("eval/prompts"), row.get("eval/k") or 1
+        lines.append(f"  {str(entry.get('name')):<{width}}  accuracy {summary.fmt_pct(row.get('eval/accuracy'))}  "
+                     f"format {summary.fmt_pct(row.get('eval/format_rate'))}  "
+                     f"({n} prompts{f' x {k}' if k != 1 else ''}, step {row.get('step')})")
+    return lines
 
 
 def cmd_pipeline_tail(args) -> int:
@@ -502,8 +527,10 @@ def cmd_eval(args) -> int:
     name = evals.safe_name(args.name or f"{target.short}-{data.stem}")
     jobs = [evalrun.Job(target, name)]
     if baseline is not None:
-        jobs.append(evalrun.Job(baseline, f"{name}-baseline" if args.name else
-                                evals.safe_name(f"{baseline.short}-{data.stem}"), role="baseline"))
+        other = f"{name}-baseline" if args.name else evals.safe_name(f"{baseline.short}-{data.stem}")
+        if other == name:  # two runs' final models share the short name "final": never overwrite the target's file
+            other = evals.safe_name(f"{baseline.run.id}-{other}" if baseline.run is not None else f"{name}-baseline")
+        jobs.append(evalrun.Job(baseline, other, role="baseline"))
     folder = evalrun.out_dir(target, args.out)
     settings = {"data": str(data), "system_prompt": args.system_prompt if args.system_prompt is not None
                 else target.system_prompt, "k": args.k, "temperature": temperature,

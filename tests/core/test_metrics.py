@@ -268,3 +268,20 @@ def test_sample_index_of_a_big_file_shows_the_newest_step_first(tmp_path, monkey
     with open(p, "a") as f:
         f.write(json.dumps({"step": 101, "index": 0}) + "\n")
     assert index.read_new() and index.steps[-1] == 101 and index.counts[101] == 1
+
+
+def test_last_row_with_reads_back_from_the_end(tmp_path):
+    from workbench.core.metrics import last_row_with
+
+    path = tmp_path / "metrics.jsonl"
+    with open(path, "w") as f:
+        for i in range(3000):
+            row = {"step": i, "loss": 1.0}
+            if i % 700 == 0:
+                row["eval/accuracy"] = i / 10000
+            f.write(json.dumps(row) + "\n")
+        f.write('{"step": 3000, "eval/accuracy": 0.9')  # a torn last line is not a row
+    for chunk in (64, 1000, 256 * 1024):  # rows that straddle chunk borders
+        assert last_row_with(path, "eval/accuracy", chunk=chunk)["step"] == 2800
+    assert last_row_with(path, "kl") is None
+    assert last_row_with(tmp_path / "missing.jsonl", "loss") is None

@@ -7,29 +7,27 @@ import subprocess
 import pytest
 
 from tests.conftest import ASSETS, RECIPES, workbench_cmd
+from workbench.core import summary
 from workbench.core.recipe import Recipe
 from workbench.core.rundir import RunDir
+from workbench.core.stages import STAGES
 
 pytestmark = pytest.mark.e2e
 
-# stage recipe -> metric keys its charts need
-STAGE_KEYS = {
-    "pretrain": {"loss"},
-    "reward": {"loss", "accuracy", "margin"},
-    "dpo": {"loss", "rewards/accuracies", "rewards/margins"},
-    "kto": {"loss", "kl"},
-    "rloo": {"reward", "kl", "rewards/format/mean"},
-    "ppo": {"objective/kl", "objective/rlhf_reward", "loss/policy_avg", "loss/value_avg"},
-    "distill": {"loss"},
-    "distill-offline": {"loss"},
-    "best-of-k": {"reward", "best_reward", "kept_fraction"},
-}
+# Every declared stage runs its shipped recipe here, and its metrics.jsonl must hold the keys its declaration
+# (core/stages.py) charts and headlines: what the monitor and the summary lines show are keys real runs log.
 
 
 # Each stage also runs an [eval] section (a few held-out prompts; the eval at step 0 and at the last step): its
 # eval/* rows and held-out completions show for every stage. Where trl evaluates a loss on rows of the stage's own
 # format (dpo, kto, reward), the rows are held out of [data] and eval_strategy = "steps" runs trl's evaluation too.
 TRL_EVAL = {"dpo", "kto", "reward"}
+# Stages other e2e tests train in full (test_grpo_cli.py, test_demo_learns.py): a few steps here, for their keys.
+SHORT = {"grpo": 6, "sft": 10}
+
+
+def short_sets(stage: str) -> list[str]:
+    return [f"train.max_steps={SHORT[stage]}"] if stage in SHORT else []
 
 
 def eval_sets(stage: str) -> list[str]:
@@ -37,7 +35,8 @@ def eval_sets(stage: str) -> list[str]:
         return []
     r = Recipe.load(RECIPES / f"{stage}-tiny.toml")
     t = r.section("train")
-    last = t.get("max_steps") or t["total_episodes"] // t["per_device_train_batch_size"]  # ppo counts updates
+    # ppo counts updates
+    last = SHORT.get(stage) or t.get("max_steps") or t["total_episodes"] // t["per_device_train_batch_size"]
     sets = ["eval.max_prompts=4", "eval.k=2", "eval.max_new_tokens=24", f"eval.every_steps={last}"]
     if stage in TRL_EVAL:
         return sets + ['train.eval_strategy="steps"', f"train.eval_steps={last}"]
@@ -74,13 +73,29 @@ def rows(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("stage", sorted(STAGE_KEYS))
+def assert_declared_keys_logged(rd, stage, keys):
+    """Each declared chart has a series in this run (a needs_beta chart only when the run's beta > 0; the eval
+    chart is every stage's and is checked by assert_eval_rows_and_samples), and the declared headline is exactly
+    the summary's headline keys this run logged, in order."""
+    decl = STAGES[stage]
+    beta = Recipe.load(rd.recipe_path).get("train.beta", decl.trl_defaults.get("beta"))
+    for chart in decl.charts:
+        if chart.needs_beta and beta == 0:
+            continue
+        missing = [entry for entry in chart.keys if not any(k in keys for k in entry.split("|"))]
+        assert not missing, f"{stage}: chart '{chart.title}' declares {missing}, the run logged {sorted(keys)}"
+    if decl.groups:
+        assert any(k.startswith("rewards/") and k.endswith("/mean") for k in keys), "the per-function rewards"
+    assert [k for k in summary.HEADLINE_KEYS if k in keys] == list(decl.headline), sorted(keys)
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_recipe_completes_with_its_metrics(runs_dir, stage):
-    rd = run(runs_dir, RECIPES / f"{stage}-tiny.toml", *eval_sets(stage))
+    rd = run(runs_dir, RECIPES / f"{stage}-tiny.toml", *short_sets(stage), *eval_sets(stage))
     assert rd.read_status()["state"] == "completed"
     metrics = rows(rd.metrics_path)
     keys = set().union(*(r for r in metrics if "event" not in r))
-    assert STAGE_KEYS[stage] <= keys, STAGE_KEYS[stage] - keys
+    assert_declared_keys_logged(rd, stage, keys)
     assert metrics[-1]["event"] == "train_end"
     if stage != "best-of-k":
         assert_eval_rows_and_samples(rd, stage, metrics)

@@ -38,6 +38,7 @@ else:  # pragma: no cover
 from workbench.core import summary
 from workbench.core.metrics import READ_CHUNK, JsonlTail, MetricsHistory, number, overview_rows
 from workbench.core.rundir import LIVE_STATES, RunDir
+from workbench.core.stages import all_headline_keys
 
 AXES = ("step", "time", "tokens")
 AXIS_NAMES = {"step": "step", "time": "time since the first row", "tokens": "tokens (num_tokens)"}
@@ -46,6 +47,7 @@ SAMPLE_BYTES = 8 * 1024 * 1024  # a bigger metrics file is compared on sampled r
 # Headline metrics, in chart order: the monitor's headline keys plus what other stages report as their own.
 HEADLINE = (*summary.HEADLINE_KEYS, "mean_token_accuracy", "objective/rlhf_reward", "objective/scores",
             "rewards/margins", "margin", "best_reward")
+HEADLINE += tuple(k for k in all_headline_keys() if k not in HEADLINE)  # a stage's declared headline (stages.py)
 EVAL_PREFIXES = ("eval/", "eval_")
 MAX_DEFAULT_CHARTS = 8
 MAX_EVAL_FILE = 1024 * 1024

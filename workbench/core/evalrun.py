@@ -109,12 +109,29 @@ def _run_target(rd: RunDir, checkpoint: Path | None, key: str) -> Target:
                                "wait for the run to complete, or evaluate another model"))
     try:
         recipe = Recipe.load(rd.recipe_path)
-        system, base = recipe.get("data.system_prompt", "") or "", recipe.get("model.path")
+        system, base = recipe.get("data.system_prompt", "") or _data_system_prompt(recipe), recipe.get("model.path")
     except BadInput:
         system, base = "", None
     tokenizer = str(rd.final_model) if rd.final_model.is_dir() else _model_source(base, rd)
     short = folder.name if checkpoint else "final"
     return Target(f"{rd.id}/{short}", short, str(folder), tokenizer, rd, str(system))
+
+
+def _data_system_prompt(recipe) -> str:
+    """The system message the run's training conversations start with (its first row), "" when none: held-out
+    prompts are asked as the model was trained."""
+    raw = recipe.get("data.path")
+    if not isinstance(raw, str) or not raw:
+        return ""
+    try:
+        rows = datafile.peek(Path(recipe.resolve_path(raw)), max_rows=1).rows
+    except (BadInput, OSError, ValueError, AttributeError):
+        return ""
+    for column in ("messages", "prompt"):
+        turns = rows[0].get(column) if rows else None
+        if isinstance(turns, list) and turns and isinstance(turns[0], dict) and turns[0].get("role") == "system":
+            return str(turns[0].get("content") or "")
+    return ""
 
 
 def _model_source(raw, rd: RunDir) -> str | None:

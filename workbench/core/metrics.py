@@ -104,6 +104,41 @@ class JsonlTail:
         return rows
 
 
+def last_row_with(path: str | os.PathLike, key: str, chunk: int = 256 * 1024, max_bytes: int = 64 * 1024 * 1024):
+    """The last complete row of a JSONL file that has ``key`` (read backwards from the end, chunk by chunk, at most
+    ``max_bytes``); None when there is none or the file cannot be read."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return None
+    needle = json.dumps(key).encode()
+    with f:
+        end = f.seek(0, os.SEEK_END)
+        pos, carry = end, b""
+        while pos > 0 and end - pos < max_bytes:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            data = f.read(pos - start) + carry
+            pos = start
+            lines = data.split(b"\n")
+            carry = lines.pop(0) if pos > 0 else b""  # maybe a partial line: joined with the next chunk back
+            for line in reversed(lines):
+                if needle in line:
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict) and key in row:
+                        return row
+        if carry and needle in carry:
+            try:
+                row = json.loads(carry)
+                return row if isinstance(row, dict) and key in row else None
+            except ValueError:
+                return None
+    return None
+
+
 def number(v) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None

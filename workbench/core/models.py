@@ -16,16 +16,20 @@ from workbench.core.paths import cache_dir, hf_hub_cache  # noqa: F401 - hf_hub_
 BUILTIN_VERSION = 1
 BUILTIN_MODELS = {
     "tiny-lm": "Qwen2-style causal LM, ~110k parameters, ChatML template (builds offline in seconds)",
+    "tiny-chat": "tiny-lm taught the <reasoning>/<answer> format on the shipped arithmetic data (built on first "
+                 "use in ~15 s): where the policy stages (GRPO, RLOO, PPO, best-of-k, distill) start",
     "tiny-teacher": "a wider tiny causal LM (hidden 128) for distillation",
     "tiny-rm": "tiny sequence-classification reward model (1 label)",
 }
 # Architecture of the built-ins (the training child builds them; the estimator reads the shape from here).
 BUILTIN_SPECS = {
     "tiny-lm": dict(hidden=64, layers=2, heads=4),
+    "tiny-chat": dict(hidden=64, layers=2, heads=4),
     "tiny-teacher": dict(hidden=128, layers=2, heads=4),
     "tiny-rm": dict(hidden=64, layers=2, heads=4),
 }
 BUILTIN_VOCAB = 512
+TRAINED_BUILTINS = {"tiny-chat": "tiny-lm"}  # built by training the base built-in (workbench/train/tiny_chat.py)
 
 
 def builtin_config(name: str) -> dict:

@@ -13,6 +13,8 @@ runs on a CPU); the reasons a trainer refuses a method are in ``REFUSED``.
 """
 from __future__ import annotations
 
+from workbench.core.stages import STAGES, names
+
 METHODS = {
     "full": "full fine-tuning: every weight trains",
     "lora": "LoRA adapter: low-rank updates (rank r, scale alpha / r) on the target modules",
@@ -59,8 +61,9 @@ REFUSED = {
 # Stages whose trained model may be a run's unmerged (prompt / prefix) adapter: the trainer gets base + adapter as a
 # PeftModel and goes on training that adapter. The others load the model more than once (a reference, a value
 # model, a sequence-classification head) and would lose the adapter.
-CONTINUE_STAGES = ("sft", "pretrain", "grpo", "rloo", "distill-offline")
-NO_MODEL_STAGES = ("best-of-k",)  # trains nothing: [peft] does not apply
+# (Declared continues_adapter in core/stages.py.)
+CONTINUE_STAGES = names("continues_adapter")
+NO_MODEL_STAGES = tuple(n for n, s in STAGES.items() if not s.trains_model)  # trains nothing: [peft] does not apply
 
 
 def method_of(recipe) -> str:

@@ -36,6 +36,7 @@ from workbench.core.problems import BadInput, Problem
 from workbench.core.report_evals import Eval, read_evals
 from workbench.core.rundir import RunDir, hostname
 from workbench.core.samples import SampleIndex
+from workbench.core.stages import all_headline_keys
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,6 +52,7 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 HEADLINE = ("reward", "rewards/*/mean", "objective/rlhf_reward", "objective/scores", "best_reward", "kept_fraction",
             "loss", "loss/policy_avg", "loss/value_avg", "kl", "objective/kl", "rewards/accuracies",
             "rewards/margins", "accuracy", "margin", "mean_token_accuracy", "learning_rate", "eval/*", "eval_*")
+HEADLINE += tuple(k for k in all_headline_keys() if k not in HEADLINE)  # a stage's declared headline (stages.py)
 NOT_HEADLINE = re.compile(r"(_runtime|_per_second|/std)$")
 TITLES = {"kl": "KL", "objective/kl": "KL (objective)", "rewards/accuracies": "preference accuracy",
           "rewards/margins": "preference margin", "mean_token_accuracy": "token accuracy",

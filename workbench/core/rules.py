@@ -15,29 +15,16 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from workbench.core.peft_methods import MERGEABLE, method_of
 from workbench.core.recipe import Recipe
-from workbench.core.stages import Stage
+from workbench.core.stages import STAGES, Range, Stage
 
-# What the training child adds to [train] (workbench/train/entry.py train_kwargs, the stage builders): keep in step.
+# What the training child adds to [train] (workbench/train/entry.py train_kwargs): keep in step. The stage
+# builders' own additions are their declaration's ``defaults`` (core/stages.py), which the builders read.
 WORKBENCH_TRAIN_DEFAULTS = {"logging_steps": 1, "report_to": "none", "save_total_limit": 3, "disable_tqdm": True}
-BUILDER_DEFAULTS = {
-    "pretrain": {"packing": True, "dataset_text_field": "text"},
-    "ppo": {"stop_token": "eos", "num_sample_generations": 0, "response_length": 32, "missing_eos_penalty": 1.0},
-}
-
-
-@dataclass(frozen=True)
-class Range:
-    low: float | None = None
-    low_open: bool = False  # True: value must be > low
-    high: float | None = None
-    high_open: bool = False
-
 
 # key -> allowed range; checked for every stage whose config has the key (types are checked before).
 RANGES = {
@@ -58,12 +45,12 @@ RANGES = {
     # vLLM (a share of each GPU's memory; the tensor parallel size)
     "vllm_gpu_memory_utilization": Range(0, True, 1), "vllm_tensor_parallel_size": Range(1),
 }
-STAGE_RANGES = {("distill", "beta"): Range(0, False, 1)}  # DistillationConfig: "beta must be in [0.0, 1.0]"
 
 
 def range_problem(stage: str, key: str, value) -> tuple[str, str] | None:
     """(message, hint) when a number is outside the key's range; None when it fits or the key has no range."""
-    rule = STAGE_RANGES.get((stage, key)) or RANGES.get(key)
+    known = STAGES.get(stage)
+    rule = (known.ranges.get(key) if known else None) or RANGES.get(key)
     if rule is None or not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
     for bound, is_open, below in ((rule.low, rule.low_open, True), (rule.high, rule.high_open, False)):
@@ -103,7 +90,7 @@ class RuleContext:
         self.r, self.stage, self.fields, self.add = recipe, stage, fields, add
         self.runs_dir, self.files = runs_dir, files
         self.train = recipe.section("train")
-        self.added = {**WORKBENCH_TRAIN_DEFAULTS, **BUILDER_DEFAULTS.get(stage.name, {}), **stage.defaults}
+        self.added = {**WORKBENCH_TRAIN_DEFAULTS, **stage.defaults}
         launch = recipe.section("launch")
         nproc, machines = as_int(launch.get("num_processes", 1)), as_int(launch.get("num_machines", 1))
         self.world = max(nproc or 1, 1) * max(machines or 1, 1)
@@ -148,13 +135,13 @@ NO_EVAL = "the workbench passes no eval dataset"
 
 def eval_needs_a_dataset(c: RuleContext) -> None:
     """Trainer._validate_args: eval_strategy != "no" without an eval_dataset raises. An [eval] section gives one
-    to the stages of rules_eval.TRL_EVAL_STAGES (rules_eval.py checks its data)."""
+    to the stages declared ``trl_eval`` (core/stages.py; rules_eval.py checks its data)."""
     from workbench.core.rules_eval import TRL_EVAL_STAGES
 
     s = c.get("eval_strategy", "no")
     if not (c.is_set("eval_strategy") and isinstance(s, str) and s != "no"):
         return
-    if c.stage.name not in TRL_EVAL_STAGES:
+    if not c.stage.trl_eval:
         c.add("train.eval_strategy", f'eval_strategy = "{s}" evaluates on an eval dataset, and {NO_EVAL} to stage '
               f"{c.stage.name} (only to {', '.join(TRL_EVAL_STAGES)}): the trainer would stop at start",
               'remove eval_strategy; an [eval] section evaluates generations on held-out prompts (eval/* metrics) '
@@ -168,9 +155,7 @@ def eval_needs_a_dataset(c: RuleContext) -> None:
 
 def trl_gets_eval(c: RuleContext) -> bool:
     """An [eval] section hands trl an eval_dataset, for the stages whose trainers take one."""
-    from workbench.core.rules_eval import TRL_EVAL_STAGES
-
-    return c.stage.name in TRL_EVAL_STAGES and "eval" in c.r.data
+    return c.stage.trl_eval and "eval" in c.r.data
 
 
 def _evaluates(c: RuleContext) -> bool:
@@ -343,7 +328,7 @@ def batch_search(c: RuleContext) -> None:
     """auto_find_batch_size: GRPO/RLOO reject it (prompt groups); Trainer rejects it under ZeRO-3."""
     if c.train.get("auto_find_batch_size") is not True:
         return
-    if c.stage.name in ("grpo", "rloo"):
+    if c.stage.groups:
         c.add("train.auto_find_batch_size", f"{c.stage.name.upper()} cannot shrink the batch on out-of-memory: "
               "the generation batch must hold whole groups of num_generations completions",
               "remove auto_find_batch_size and lower per_device_train_batch_size")

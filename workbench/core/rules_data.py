@@ -26,8 +26,6 @@ FORMS = {"prompt": ("text", "chat"), "completion": ("text", "chat"), "chosen": (
          "rejected": ("text", "chat"), "messages": ("chat",), "text": ("text",), "instruction": ("text",),
          "output": ("text",), "label": ("bool",)}
 DESCRIBE = {"text": "a string", "chat": "a list of chat messages", "bool": "true or false"}
-# Stages whose training child applies the chat template whatever the data (generation, PPO, pair lengths).
-ALWAYS_CHAT = ("ppo", "best-of-k", "distill-offline", "reward")
 
 
 def iter_rows(path: Path, limit: int) -> Iterator[tuple[int | None, int, dict]]:
@@ -178,7 +176,7 @@ def check_rows(c: RuleContext, path: Path, fmt: DataFormat, add_data: Callable) 
     if c.stage.name in ("sft", "pretrain") and c.get("assistant_only_loss") is True and not conversational:
         c.add("train.assistant_only_loss", f"assistant_only_loss needs chat data, and {path.name} is plain text "
               f"({fmt.name})", "use a messages dataset (or chat prompt/completion), or remove assistant_only_loss")
-    if conversational or c.stage.name in ALWAYS_CHAT:
+    if conversational or c.stage.always_chat:
         chat_template(c)
 
 
@@ -232,7 +230,7 @@ def enough_rows(c: RuleContext, path: Path, usable: int, max_samples: int) -> No
     if not (bs and accum and bs > 0 and accum > 0):
         return
     name = c.stage.name
-    if name in ("grpo", "rloo"):
+    if c.stage.groups:
         need, what = prompts_per_batch(c), "one generation batch takes {need} prompts (the generation batch / " \
                                             "num_generations)"
     elif name == "distill":

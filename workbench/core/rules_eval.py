@@ -3,7 +3,7 @@
 During training, an [eval] section runs the held-out generation eval (workbench/train/evaluate.py) on the policy
 being trained, at the start (``on_start``), every ``every_steps`` steps and at the end; its numbers go to
 metrics.jsonl as eval/* rows and its completions to samples.jsonl. It also gives trl its ``eval_dataset`` for the
-stages whose trainer evaluates a loss on held-out rows of the training format (TRL_EVAL_STAGES), so
+stages whose trainer evaluates a loss on held-out rows of the training format (declared trl_eval), so
 ``eval_strategy = "steps"`` works there. best-of-k trains nothing ([eval] is refused); the reward stage's model
 scores rather than generates, so there [eval] only feeds trl's evaluation.
 
@@ -24,10 +24,12 @@ from __future__ import annotations
 from workbench.core import datafile
 from workbench.core.problems import BadInput
 from workbench.core.recipe import SECTIONS
-from workbench.core.stages import STAGES, match_format
+from workbench.core.stages import STAGES, match_format, names
 
-TRL_EVAL_STAGES = ("sft", "pretrain", "reward", "dpo", "kto")
-SCORER_STAGES = ("reward",)  # train a model that scores, not one that generates: trl's eval only
+# From the stage declarations (core/stages.py): trainers that take an eval_dataset; stages that train a model that
+# scores, not one that generates (trl's eval only).
+TRL_EVAL_STAGES = names("trl_eval")
+SCORER_STAGES = names("scorer")
 PROMPT_COLUMNS = ("prompt", "messages", "instruction")
 ANSWER_COLUMNS = ("answer", "completion", "chosen", "messages", "output")  # an answer, or a reference reply
 HOLDOUT_SHARE = 5  # at most 1/5 of [data] is held out
@@ -52,7 +54,8 @@ def has_prompts(columns) -> bool:
 def wires_trl_eval(stage: str, eval_columns) -> bool:
     """Does the stage's trainer get an eval_dataset: its trainer takes one and the held-out rows have its format
     (``eval_columns`` None: the rows held out of [data], which do)."""
-    if stage not in TRL_EVAL_STAGES:
+    known = STAGES.get(stage)
+    if known is None or not known.trl_eval:
         return False
     return eval_columns is None or match_format(STAGES[stage], eval_columns) is not None
 
@@ -73,14 +76,14 @@ def check(c) -> None:
     s = settings(r)
     if not isinstance(s["data"], str) or not isinstance(s["max_prompts"], int):
         return  # type problems are reported by validate.structure
-    if stage.name in SCORER_STAGES:
+    if stage.scorer:
         _scorer(c, s, stage, wants_trl_eval)
         return
     if s["data"]:
         columns = _eval_data_columns(c, s["data"])
         if columns is None:
             return
-        trl_eval = wants_trl_eval and stage.name in TRL_EVAL_STAGES
+        trl_eval = wants_trl_eval and stage.trl_eval
         if trl_eval and not wires_trl_eval(stage.name, columns):
             wanted = " or ".join("{" + ", ".join(f.columns) + "}" for f in stage.formats)
             c.add("eval.data", f"trl's evaluation (eval_strategy = \"{strategy}\") needs [eval] data in stage "
@@ -142,7 +145,7 @@ def _holdout(c, s: dict, stage, wants_trl_eval: bool) -> None:
     if peek.complete and n == 0:
         c.add("eval", f"[eval] has no data, and [data] has {peek.num_rows} rows: too few to hold out a fifth",
               '[eval] data = "held-out.jsonl" (prompts and answers)')
-    elif not has_prompts(peek.columns) and not (wants_trl_eval and stage.name in TRL_EVAL_STAGES):
+    elif not has_prompts(peek.columns) and not (wants_trl_eval and stage.trl_eval):
         c.add("eval", f"[eval] has nothing to evaluate: the rows held out of [data] have no prompts to generate "
               f"from (columns {sorted(peek.columns)})", '[eval] data = "held-out.jsonl" with prompt and answer '
               'columns (for pretrain text: eval_strategy = "steps" measures the held-out loss)')

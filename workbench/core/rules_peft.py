@@ -17,7 +17,7 @@ def method_fits_stage(c: RuleContext) -> None:
     method = pm.method_of(c.r)
     if method == "full":
         return
-    if c.stage.name in pm.NO_MODEL_STAGES:
+    if not c.stage.trains_model:
         c.add("peft.method", f"stage {c.stage.name} trains nothing, so [peft] method = \"{method}\" does not apply",
               'remove [peft] method (or set "full")', severity="warning")
         return
@@ -103,7 +103,7 @@ def unmerged_adapter_models(c: RuleContext) -> None:
         if key != "model.path":
             c.add(key, f"{what}, so it cannot serve as {key.split('.')[1].replace('_', ' ')}",
                   "use a run trained with full, lora, dora, qlora or ia3 (those are merged into final/)")
-        elif c.stage.name not in pm.CONTINUE_STAGES:
+        elif not c.stage.continues_adapter:
             c.add(key, f"{what}; stage {c.stage.name} cannot load it (only {', '.join(pm.CONTINUE_STAGES)} go on "
                   "training such an adapter: the others load the model again as a reference, a value model or a "
                   "classification head, without the adapter)",

@@ -54,9 +54,9 @@ def lm_head_adapted(c: RuleContext) -> bool:
 def generation_batch(c: RuleContext) -> None:
     """GRPOConfig/RLOOConfig.__post_init__: generation_batch_size vs steps_per_generation, the global batch and
     num_generations (per_device_train_batch_size counts completions, not prompts)."""
-    if c.stage.name not in ("grpo", "rloo"):
+    if not c.stage.groups:
         return
-    gens = c.int("num_generations", 8 if c.stage.name == "grpo" else 2)
+    gens = c.int("num_generations", c.stage.trl_defaults.get("num_generations"))
     bs, accum = c.int("per_device_train_batch_size", 8), c.int("gradient_accumulation_steps", 1)
     if not all(v is not None and v > 0 for v in (gens, bs, accum)):
         return  # type and range problems are reported elsewhere
@@ -85,7 +85,7 @@ def generation_batch(c: RuleContext) -> None:
 
 def prompts_per_batch(c: RuleContext) -> int | None:
     """Prompts one generation batch takes (GRPO/RLOO), as the RepeatSampler groups them; None if unknown."""
-    gens = c.int("num_generations", 8 if c.stage.name == "grpo" else 2)
+    gens = c.int("num_generations", c.stage.trl_defaults.get("num_generations"))
     bs, accum = c.int("per_device_train_batch_size", 8), c.int("gradient_accumulation_steps", 1)
     if not all(v is not None and v > 0 for v in (gens, bs, accum)):
         return None
@@ -100,7 +100,7 @@ def reference_sync(c: RuleContext) -> None:
     KTO not with precompute_ref_log_probs."""
     if c.train.get("sync_ref_model") is not True:
         return
-    if c.stage.name in ("grpo", "rloo") and c.num("beta", 0.0) == 0.0:
+    if c.stage.groups and c.num("beta", 0.0) == 0.0:
         c.add(c.key("sync_ref_model"), "sync_ref_model needs a reference model, and beta = 0 loads none"
               + (" (GRPO's default beta is 0.0)" if not c.is_set("beta") else ""),
               "set beta > 0 (e.g. 0.04), or remove sync_ref_model")
@@ -115,7 +115,7 @@ def reference_sync(c: RuleContext) -> None:
 def reward_weights(c: RuleContext) -> None:
     """GRPOTrainer/RLOOTrainer: one reward weight per reward function."""
     w, funcs = c.train.get("reward_weights"), c.r.get("rewards.funcs", [])
-    if c.stage.name in ("grpo", "rloo") and isinstance(w, list) and isinstance(funcs, list) and len(w) != len(funcs):
+    if c.stage.groups and isinstance(w, list) and isinstance(funcs, list) and len(w) != len(funcs):
         c.add("train.reward_weights", f"{len(w)} reward weights for {len(funcs)} reward functions",
               "give one weight per [rewards] funcs entry (or use [rewards] weights)")
 

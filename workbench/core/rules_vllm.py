@@ -176,7 +176,7 @@ def vllm_section(c: RuleContext) -> None:
     section = c.r.section("vllm")
     if not section:
         return
-    if c.stage.name not in vllm_server.STAGES:
+    if not c.stage.vllm:
         c.add("vllm", f"[vllm] applies to stages {', '.join(vllm_server.STAGES)}, not {c.stage.name}",
               "remove [vllm]")
     elif not (_on(c) and _mode(c) == "server"):

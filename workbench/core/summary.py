@@ -11,7 +11,16 @@ import os
 import time
 from pathlib import Path
 
+from workbench.core import stages
+
+# The headline metrics of a run whose stage the catalogue does not know (a known stage's are its declaration's
+# ``headline``, core/stages.py: each one of these, in this order, that its trainer logs).
 HEADLINE_KEYS = ("reward", "loss", "kl", "objective/kl", "rewards/accuracies", "accuracy")
+
+
+def headline_keys(stage: str | None) -> tuple[str, ...]:
+    """The metric keys the progress line (`workbench run`, `tail`) shows for a run of ``stage``."""
+    return stages.headline_keys(stage, HEADLINE_KEYS)
 
 
 TAIL_BYTES = 65536
@@ -106,6 +115,13 @@ def fmt_num(v) -> str:
     if a != 0 and (a < 1e-3 or a >= 1e5):
         return f"{v:.2e}"
     return f"{v:.4g}"
+
+
+def fmt_pct(v) -> str:
+    """A rate in [0, 1] as a whole percentage ("70%"); "-" when missing."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "-"
+    return f"{v:.0%}"
 
 
 def duration_of(status: dict) -> float | None:

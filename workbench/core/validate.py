@@ -189,8 +189,9 @@ class Checker:
                          f'e.g. [model] {name} = "{example}" (or run:RUN_ID of an earlier run, or a folder)')
             else:
                 self.model(key)
-        if self.r.stage == "best-of-k" and self.r.get("model.reward_model"):
-            self.model("model.reward_model")
+        for name in stage.optional_models if stage else ():
+            if self.r.get(f"model.{name}"):
+                self.model(f"model.{name}")
 
     def model(self, key: str) -> None:
         raw = self.r.get(key)
@@ -285,7 +286,8 @@ class Checker:
         funcs = self.r.get("rewards.funcs", [])
         if not isinstance(funcs, list):
             return
-        if not funcs and self.r.stage == "best-of-k" and self.r.get("model.reward_model"):
+        stage = STAGES.get(self.r.stage)
+        if not funcs and stage and "reward_model" in stage.optional_models and self.r.get("model.reward_model"):
             return  # scored by the reward model
         if not funcs:
             self.add("rewards.funcs", f"stage {self.r.stage} needs at least one reward function",

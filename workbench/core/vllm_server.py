@@ -36,12 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.recipe import Recipe
+from workbench.core.stages import names
 
 LOG_NAME = "vllm.log"
 HOST = "127.0.0.1"
 PORT_TOKEN = "{port}"  # the argv word the runner replaces with the port it picked
 TEST_SERVER_ENV = "WORKBENCH_TEST_VLLM_SERVER"
-STAGES = ("grpo", "rloo")
+STAGES = names("vllm")  # the stages declared vllm (core/stages.py)
 SERVER_MEMORY_DEFAULT = 0.9  # trl vllm-serve's --gpu-memory-utilization default (a GPU of its own)
 STARTUP_TIMEOUT = 600.0
 STOP_GRACE = 10.0

@@ -3,6 +3,7 @@
   builtin:tiny-lm       Qwen2 causal LM (hidden 64, 2 layers), ChatML template with generation markers
   builtin:tiny-teacher  the same family, hidden 128 (for distillation)
   builtin:tiny-rm       Qwen2ForSequenceClassification, 1 label ("score")
+  builtin:tiny-chat     tiny-lm taught the reasoning format (workbench/train/tiny_chat.py), built from tiny-lm
 
 All three share one byte-level BPE tokenizer trained here on synthetic text. PITFALL (FINDINGS.md): for
 model_type qwen2, transformers 5's AutoTokenizer swaps in Qwen2Tokenizer, which rebuilds the normalizer and
@@ -17,7 +18,7 @@ import random
 import shutil
 from pathlib import Path
 
-from workbench.core.models import BUILTIN_MODELS, BUILTIN_SPECS, BUILTIN_VOCAB, builtin_dir
+from workbench.core.models import BUILTIN_MODELS, BUILTIN_SPECS, BUILTIN_VOCAB, TRAINED_BUILTINS, builtin_dir
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 # ChatML; {% generation %} markers make SFT's assistant_only_loss work.
@@ -36,18 +37,38 @@ SYSTEM_PROMPT = "Respond in the format <reasoning>...</reasoning><answer>...</an
 
 
 def ensure_builtin(name: str) -> Path:
-    """The folder of a built-in model, building all built-ins once (under a file lock) if needed."""
+    """The folder of a built-in model, building it once (under a file lock) if needed: the untrained built-ins all
+    together, a trained one (tiny-chat) from its base."""
     if name not in BUILTIN_MODELS:
         raise ValueError(f"unknown built-in model {name!r}")
     target = builtin_dir(name)
     if (target / "READY").exists():
         return target
+    base = TRAINED_BUILTINS.get(name)
+    base_dir = ensure_builtin(base) if base else None
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs starting together build once
         if not (target / "READY").exists():
-            build_all()
+            if base_dir is None:
+                build_all()
+            else:
+                build_trained(name, base_dir, target)
     return target
+
+
+def build_trained(name: str, base_dir: Path, target: Path) -> None:
+    from workbench.core.paths import ASSETS_DIR
+    from workbench.train import tiny_chat
+
+    print(f"building builtin:{name} from builtin:{TRAINED_BUILTINS[name]} (once; cached in {target.parent})",
+          flush=True)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tiny_chat.build(base_dir, tmp, ASSETS_DIR / "data")
+    (tmp / "READY").write_text("1\n")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
 
 
 def _corpus(rng: random.Random, n: int = 3000):
@@ -91,6 +112,8 @@ def build_all() -> None:
 
     tok = build_tokenizer()
     for name, spec in BUILTIN_SPECS.items():
+        if name in TRAINED_BUILTINS:
+            continue
         cfg = dict(
             vocab_size=len(tok), hidden_size=spec["hidden"], intermediate_size=spec["hidden"] * 2,
             num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"], num_key_value_heads=spec["heads"],

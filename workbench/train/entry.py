@@ -158,6 +158,7 @@ def main(run_dir: str) -> int:
 
         from workbench.train import data, eval_in_training
         from workbench.train.stages import BUILDERS
+        from workbench.train.textdecode import escape_undecodable
 
         set_seed(int(recipe.get("run.seed", 0)))
         if (rd.path / "ds_config.json").is_file() and "WORLD_SIZE" in os.environ:
@@ -167,6 +168,7 @@ def main(run_dir: str) -> int:
             deepspeed.init_distributed()
         ctx = Context(recipe, rd, is_main, resolve_model(recipe.get("model.path"), rd))
         ctx.tokenizer = AutoTokenizer.from_pretrained(ctx.model_path, trust_remote_code=ctx.trust_remote_code())
+        escape_undecodable(ctx.tokenizer)  # completions never hold U+FFFD: undecodable bytes read as \xNN
         ctx.dataset = data.load(recipe)
         ctx.train_kwargs = train_kwargs(recipe, rd)
         ctx.logger, ctx.stop = logger, stop

@@ -2,8 +2,8 @@
 generation eval of the policy being trained (what each key means: workbench/core/rules_eval.py).
 
 ``setup(ctx)`` runs after the dataset is loaded and before the stage's trainer is built:
-  - the held-out rows: [eval] data (shaped like [data]: the system prompt added), or the last rows of [data],
-    which are then not trained on;
+  - the held-out rows: [eval] data (shaped like [data]: its system_prompt added, or else the system message the
+    training conversations start with), or the last rows of [data], which are then not trained on;
   - ``ctx.eval_dataset`` for the trainers that evaluate a loss on rows of their own format (sft, pretrain,
     reward, dpo, kto), so trl's ``eval_strategy`` works;
   - a ``PeriodicEval`` callback when the held-out rows have prompts.
@@ -34,7 +34,8 @@ def setup(ctx) -> None:
     if s["data"]:
         from workbench.train.evaluate import load_rows
 
-        rows = load_rows(s["data"], recipe.get("data.system_prompt", ""))
+        system = recipe.get("data.system_prompt", "") or training_system_prompt(ctx.dataset)
+        rows = load_rows(s["data"], system)
         raw_columns = _raw_columns(s["data"], rows)
         if rules_eval.wires_trl_eval(recipe.stage, raw_columns):
             ctx.eval_dataset = rows
@@ -61,6 +62,20 @@ def setup(ctx) -> None:
                  "evaluate the final model with `workbench eval RUN --data FILE`")
         return
     ctx.callbacks.append(PeriodicEval(ctx, items, s))
+
+
+def training_system_prompt(dataset) -> str:
+    """The system prompt the training rows carry (the first row's leading system message of ``messages`` or a chat
+    ``prompt``), so held-out prompts are asked as the model was trained; "" when there is none."""
+    try:
+        row = dataset[0]
+    except (IndexError, KeyError, TypeError):
+        return ""
+    for column in ("messages", "prompt"):
+        turns = row.get(column)
+        if isinstance(turns, list) and turns and isinstance(turns[0], dict) and turns[0].get("role") == "system":
+            return str(turns[0].get("content") or "")
+    return ""
 
 
 def _raw_columns(path: str, shaped) -> set[str]:

@@ -131,7 +131,9 @@ def load_model(ref: str, tokenizer_ref: str | None, device):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     own = not folder.is_dir() or any((folder / n).is_file() for n in TOKENIZER_FILES)
     tokenizer = AutoTokenizer.from_pretrained(path if own or not tokenizer_ref else _resolve(tokenizer_ref))
-    return model.to(device), tokenizer
+    from workbench.train.textdecode import escape_undecodable
+
+    return model.to(device), escape_undecodable(tokenizer)
 
 
 def _resolve(ref: str) -> str:

@@ -1,11 +1,12 @@
 """Which charts the monitor shows for a run, what each is called, and what an empty one says. UI-free (no Textual):
 the monitor (tui/screens/monitor.py) lays the plan out as a grid of MetricChart widgets.
 
-The plan: the stage's own charts first (STAGE_CHARTS: reward, loss, KL for GRPO; loss, token accuracy, learning
-rate for SFT, ...), the held-out eval chart when the recipe has an [eval] section or eval/* rows arrive, then one
-chart per other key the run logs (grad_norm, entropy, ... first, the rest by name). A chart may offer more series
-than it shows: the reward chart shows the total reward and offers each reward function's rewards/<f>/mean (the
-series picker turns them on). No key is on two charts, and no chart shows a key twice.
+The plan: the stage's own charts first (its declaration's ``charts`` in core/stages.py: reward, loss, KL for GRPO;
+loss, token accuracy, learning rate for SFT, ...; DEFAULT_CHARTS for a stage the catalogue does not know), the
+held-out eval chart when the recipe has an [eval] section or eval/* rows arrive, then one chart per other key the
+run logs (grad_norm, entropy, ... first, the rest by name). A chart may offer more series than it shows: the reward
+chart shows the total reward and offers each reward function's rewards/<f>/mean (the series picker turns them on).
+No key is on two charts, and no chart shows a key twice.
 
 An empty chart says why: waiting for the first log (logging_steps), KL only logged when beta > 0, the eval not
 run yet ([eval] every_steps), or the key not logged by this run.
@@ -19,21 +20,6 @@ from pathlib import Path
 from workbench.core.metrics import MetricsHistory
 from workbench.core.stages import STAGES
 
-STAGE_CHARTS = {  # stage -> (title, keys) charts; "a|b" = first present of a, b
-    "grpo": [("reward", ["reward"]), ("loss", ["loss"]), ("KL", ["kl|objective/kl"])],
-    "sft": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]), ("learning rate", ["learning_rate"])],
-    "pretrain": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]),
-                 ("learning rate", ["learning_rate"])],
-    "reward": [("loss", ["loss"]), ("accuracy", ["accuracy"]), ("margin", ["margin"])],
-    "dpo": [("loss", ["loss"]), ("preference accuracy", ["rewards/accuracies"]), ("margin", ["rewards/margins"])],
-    "kto": [("loss", ["loss"]), ("KL", ["kl"]), ("learning rate", ["learning_rate"])],
-    "ppo": [("RLHF reward", ["objective/rlhf_reward", "objective/scores"]),
-            ("policy / value loss", ["loss/policy_avg", "loss/value_avg"]), ("KL", ["objective/kl"])],
-    "distill": [("loss", ["loss"]), ("grad norm", ["grad_norm"]), ("learning rate", ["learning_rate"])],
-    "distill-offline": [("loss", ["loss"]), ("token accuracy", ["mean_token_accuracy"]),
-                        ("learning rate", ["learning_rate"])],
-    "best-of-k": [("reward", ["reward"]), ("best of K", ["best_reward"]), ("kept fraction", ["kept_fraction"])],
-}
 DEFAULT_CHARTS = [("loss", ["loss"]), ("accuracy", ["rewards/accuracies|accuracy|mean_token_accuracy"]),
                   ("learning rate", ["learning_rate"])]
 # The held-out generation eval ([eval] in the recipe) of any stage.
@@ -43,7 +29,6 @@ NO_CHART = frozenset({"train_runtime", "train_loss", "train_samples_per_second",
                       "total_flos", "eval/prompts", "eval/k"})
 FIRST = ("grad_norm", "learning_rate", "entropy", "reward_std", "mean_token_accuracy", "completions/mean_length",
          "frac_reward_zero_std", "num_tokens")  # the other keys' charts in this order, then by name
-TRL_BETA = {"grpo": 0.0, "rloo": 0.05}  # trl's default beta where the recipe sets none
 
 
 @dataclass
@@ -72,7 +57,8 @@ class RecipeFacts:
         except (OSError, ValueError):
             data = {}
         train = data.get("train") if isinstance(data.get("train"), dict) else {}
-        beta = train.get("beta", TRL_BETA.get(stage))
+        known = STAGES.get(stage)
+        beta = train.get("beta", known.trl_defaults.get("beta") if known else None)  # trl's default if unset
         logging = train.get("logging_steps", 1)
         ev = data.get("eval")
         every = ev.get("every_steps", 0) if isinstance(ev, dict) else None
@@ -87,9 +73,8 @@ def _alts(entry: str) -> list[str]:
 
 def stage_specs(stage: str) -> list[ChartSpec]:
     known = STAGES.get(stage)
-    if stage not in STAGE_CHARTS and known is not None and known.uses_rewards:
-        stage = "grpo"  # rloo and other reward-function stages log the same keys
-    return [ChartSpec(title, title, list(keys)) for title, keys in STAGE_CHARTS.get(stage, DEFAULT_CHARTS)]
+    charts = [(c.title, c.keys) for c in known.charts] if known is not None and known.charts else DEFAULT_CHARTS
+    return [ChartSpec(title, title, list(keys)) for title, keys in charts]
 
 
 def plan(stage: str, history: MetricsHistory, facts: RecipeFacts | None = None) -> list[ChartSpec]:

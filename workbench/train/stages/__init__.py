@@ -1,24 +1,37 @@
-"""One builder per stage: ``build(ctx) -> trainer`` (anything with ``train()``). Keys match
-workbench.core.stages.STAGES."""
+"""The stage builders: ``build(ctx) -> trainer`` (anything with ``train()``), one per stage.
+
+Which builder a stage uses is its declaration's ``builder`` ("module:function", workbench.core.stages.STAGES);
+``BUILDERS[stage]`` imports that module only when a run of the stage asks for it.
+"""
 from __future__ import annotations
 
-from workbench.train.stages.curate import build_best_of_k
-from workbench.train.stages.distill import build_distill, build_distill_offline
-from workbench.train.stages.grpo import build_grpo, build_rloo
-from workbench.train.stages.ppo import build_ppo
-from workbench.train.stages.preference import build_dpo, build_kto, build_reward
-from workbench.train.stages.text import build_pretrain, build_sft
+import importlib
+from collections.abc import Mapping
+from typing import Callable
 
-BUILDERS = {
-    "pretrain": build_pretrain,
-    "sft": build_sft,
-    "reward": build_reward,
-    "dpo": build_dpo,
-    "kto": build_kto,
-    "ppo": build_ppo,
-    "grpo": build_grpo,
-    "rloo": build_rloo,
-    "distill": build_distill,
-    "distill-offline": build_distill_offline,
-    "best-of-k": build_best_of_k,
-}
+from workbench.core.stages import STAGES
+
+
+def resolve(spec: str) -> Callable:
+    """The function a "module:function" string names."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class _Builders(Mapping):
+    """stage name -> builder, resolved from the stage declarations on first use."""
+
+    def __getitem__(self, stage: str) -> Callable:
+        known = STAGES.get(stage)
+        if known is None or not known.builder:
+            raise KeyError(stage)
+        return resolve(known.builder)
+
+    def __iter__(self):
+        return (name for name, s in STAGES.items() if s.builder)
+
+    def __len__(self) -> int:
+        return sum(1 for s in STAGES.values() if s.builder)
+
+
+BUILDERS = _Builders()

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 
+from workbench.core.stages import STAGES
+
 
 def ppo_config(train_kwargs: dict, world_size: int | None = None):
     """PPOConfig from the workbench's defaults and the recipe's [train], with max_steps counted as updates."""
     from trl.experimental.ppo import PPOConfig
 
-    args = PPOConfig(**{"stop_token": "eos", "num_sample_generations": 0, "response_length": 32,
-                        "missing_eos_penalty": 1.0, **train_kwargs})
+    args = PPOConfig(**{**STAGES["ppo"].defaults, **train_kwargs})
     if args.max_steps > 0:
         world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
         per_update = args.per_device_train_batch_size * args.gradient_accumulation_steps * world  # episodes

@@ -138,10 +138,7 @@ def _basics(recipe: Recipe) -> ComposeResult:
     yield row("name", field_input(recipe, "run.name", "run name"))
     yield row("model", field_input(recipe, "model.path", "builtin:NAME, run:ID, folder or hub id"),
               Button("pick", id="pick-model", compact=True))
-    extra = list(stage.needs_models) if stage else []
-    if stage and stage.name == "best-of-k":
-        extra.append("reward_model")  # optional: scores instead of (or with) the reward functions
-    for name in extra:
+    for name in (stage.needs_models + stage.optional_models) if stage else ():
         yield row(name.replace("_", " "), field_input(recipe, f"model.{name}", "builtin:NAME, run:ID or folder"))
     yield row("trust remote code", Switch(bool(recipe.get("model.trust_remote_code", False)), id="trust"),
               Static("runs Python code shipped with the model", classes="note"))
@@ -153,7 +150,7 @@ def _basics(recipe: Recipe) -> ComposeResult:
         yield row("reward functions", field_input(recipe, "rewards.funcs", '["format", "correctness"]'))
     if stage is not None and stage.generates:
         for key, hint in (("k", "4"), ("max_new_tokens", "48"), ("temperature", "0.9"), ("threshold", "0.0")):
-            if key == "k" and stage.name != "best-of-k" or key == "threshold" and stage.name != "best-of-k":
+            if key not in stage.generate_keys:
                 continue
             yield row(f"generate {key}", field_input(recipe, f"generate.{key}", hint))
 
@@ -192,7 +189,7 @@ def _knobs(recipe: Recipe) -> ComposeResult:
     yield row("offload to CPU", Switch(bool(recipe.get("launch.offload_optimizer")), id="offload"),
               Static("optimizer states (ZeRO 1-3); with ZeRO-3 also parameters", classes="note"))
     yield row("GPU size (GB)", field_input(recipe, "launch.gpu_memory_gb", "80"))
-    if stage is not None and stage.name in ("grpo", "rloo"):  # vLLM generation (workbench/core/vllm_server.py)
+    if stage is not None and stage.vllm:  # vLLM generation (workbench/core/vllm_server.py)
         yield row("vLLM generation", Select(VLLM_MODES, value=vllm_mode(recipe), allow_blank=False, id="vllm-mode",
                                             compact=True))
         yield row("vLLM memory share", field_input(recipe, "train.vllm_gpu_memory_utilization",
