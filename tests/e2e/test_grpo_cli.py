@@ -29,7 +29,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def test_grpo_recipe_runs_to_completion(runs_dir):
     proc = subprocess.run(workbench_cmd("--runs-dir", str(runs_dir), "run", str(RECIPES / "grpo-tiny.toml"),
-                                        "--set", "train.max_steps=30", "--set", "train.save_steps=15"),
+                                        "--set", "train.max_steps=30", "--set", "train.save_steps=15",
+                                        "--set", "train.per_device_train_batch_size=8"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "completed" in proc.stdout

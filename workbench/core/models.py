@@ -17,7 +17,7 @@ BUILTIN_VERSION = 1
 BUILTIN_MODELS = {
     "tiny-lm": "Qwen2-style causal LM, ~110k parameters, ChatML template (builds offline in seconds)",
     "tiny-chat": "tiny-lm taught the <reasoning>/<answer> format on the shipped arithmetic data (built on first "
-                 "use in ~15 s): where the policy stages (GRPO, RLOO, PPO, best-of-k, distill) start",
+                 "use in ~22 s): where the policy stages (GRPO, RLOO, PPO, best-of-k, distill) start",
     "tiny-teacher": "a wider tiny causal LM (hidden 128) for distillation",
     "tiny-rm": "tiny sequence-classification reward model (1 label)",
 }
