@@ -147,7 +147,7 @@ def test_the_server_needs_a_built_model(machine, tmp_path, monkeypatch):
     machine(2)
     monkeypatch.setattr(models, "builtin_dir", lambda name: tmp_path / "not-built")
     ps = vllm_problems(grpo(**SERVER, vllm__server_gpus=[1]), tmp_path)
-    assert has(ps, "model.path", "python -m workbench.train.builtin tiny-lm"), shown(ps)
+    assert has(ps, "model.path", "python -m workbench.train.builtin tiny-chat"), shown(ps)
 
 
 def test_vllm_section_where_it_does_nothing(machine, tmp_path):

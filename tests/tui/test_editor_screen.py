@@ -59,7 +59,7 @@ async def test_typed_edit_then_save_keeps_comments(tmp_path, app_factory):
         saved = path.read_text()
         assert "temperature = 0.7" in saved
         assert "# completions per prompt (>= 2)" in saved  # comments survive
-        assert saved.startswith("# GRPO on the built-in tiny model")
+        assert saved.startswith("# GRPO on the built-in tiny chat model")
         assert "unsaved changes" not in screen_text(app)
 
 

@@ -29,7 +29,7 @@ def user_recipe(tmp_path):
     path = tmp_path / "recipes" / "mine.toml"
     text = (RECIPES / "grpo-tiny.toml").read_text()
     text = text.replace("[rewards]\n", "# my own note: rewards tuned on Tuesday\n[rewards]\n")
-    text = text.replace("max_steps = 30\n", "max_steps = 30                  # enough for a smoke test\n")
+    text = text.replace("max_steps = 300\n", "max_steps = 300                 # enough for a smoke test\n")
     path.write_text(text)
     return path
 
@@ -62,10 +62,10 @@ async def test_app_started_on_a_file_edits_and_saves_without_stale_comments(tmp_
         lines = {ln.split("=")[0].strip(): ln for ln in saved.splitlines() if "=" in ln and not ln.startswith("#")}
         assert "# my own note: rewards tuned on Tuesday" in saved  # the user's comments stay
         assert lines["max_steps"].endswith("# enough for a smoke test")
-        assert saved.startswith("# GRPO on the built-in tiny model")
+        assert saved.startswith("# GRPO on the built-in tiny chat model")
         assert lines["num_generations"].endswith("# completions per prompt (>= 2)")  # still true
-        assert lines["per_device_train_batch_size"].endswith("# counts completions: 8 / 2 = 4 prompts per step")
-        assert "8 / 4" not in saved
+        assert lines["per_device_train_batch_size"].endswith("# counts completions: 16 / 2 = 8 prompts per step")
+        assert "16 / 4" not in saved
         assert lines["method"].startswith('method = "lora"') and '# or "lora"' not in saved
         assert "relative to this file" not in saved  # the path became absolute
         assert json.loads(recent_files.read_text())[0] == str(path.resolve())
