@@ -195,13 +195,13 @@ def run_plain(ctx: Context, script: str, model: Path, data: Path, steps: int, ou
             "losses": _fingerprint(logs)}
 
 
-def ensure_model(ctx: Context) -> Path:
-    """The folder of builtin:tiny-lm (built in a child, like the training child does, if missing)."""
+def ensure_model(ctx: Context, name: str = "tiny-lm") -> Path:
+    """The folder of builtin:NAME, the recipe's model (built in a child, like the training child does, if missing)."""
     from workbench.core.models import builtin_dir
 
-    folder = builtin_dir("tiny-lm")
+    folder = builtin_dir(name)
     if not (folder / "READY").exists():
-        subprocess.run([PY, "-c", "from workbench.train.builtin import ensure_builtin; ensure_builtin('tiny-lm')"],
+        subprocess.run([PY, "-c", f"from workbench.train.builtin import ensure_builtin; ensure_builtin({name!r})"],
                        env=ctx.child_env(), cwd=ROOT, check=True, timeout=TIMEOUT)
     if not (folder / "READY").exists():
         raise RuntimeError(f"built-in model not found in {folder}")
@@ -213,7 +213,6 @@ def _fmt(xs) -> str:
 
 
 def run(ctx: Context) -> list[Result]:
-    model = ensure_model(ctx)
     pairs = 1 if ctx.quick else 3
     base = ctx.work / "training" / time.strftime("%Y%m%d-%H%M%S")
     if base.parent.is_dir():  # keep only this invocation's runs (checkpoints add up to ~60 MB a time)
@@ -224,6 +223,7 @@ def run(ctx: Context) -> list[Result]:
         steps = steps_quick if ctx.quick else steps_full
         recipe = ROOT / recipe_rel
         spec = tomllib.loads(recipe.read_text(encoding="utf-8"))
+        model = ensure_model(ctx, spec["model"]["path"].removeprefix("builtin:"))  # plain trains the same model
         data = (recipe.parent / spec["data"]["path"]).resolve()
         logging_steps = int(spec["train"].get("logging_steps", 1))
         wb, plain = [], []

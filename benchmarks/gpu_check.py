@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     grpo_flags = ["--model", str(model), "--data", str(ROOT / "assets" / "data" / "arith-prompts.jsonl"),
                   "--max-steps", str(GRPO["steps"]), "--batch-size", str(GRPO["batch"]), "--num-generations",
                   str(GRPO["generations"]), "--max-completion-length", str(GRPO["completion"]),
-                  "--save-steps", "100000"]
+                  "--save-steps", "100000", "--learning-rate", "1e-4"]
 
     sft = case("SFT tokens/s: workbench run", 120,
                lambda t: run_workbench("sft-wb", sft_recipe(model), work, env, t, sampler))

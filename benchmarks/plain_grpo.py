@@ -58,10 +58,11 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--max-steps", type=int, default=30)
     ap.add_argument("--gpu", action="store_true", help="train on the GPU in bf16 (default: the CPU in fp32)")
-    ap.add_argument("--batch-size", type=int, default=8, help="completions per step")
+    ap.add_argument("--batch-size", type=int, default=16, help="completions per step")
     ap.add_argument("--num-generations", type=int, default=4)
     ap.add_argument("--max-completion-length", type=int, default=32)
-    ap.add_argument("--save-steps", type=int, default=15)
+    ap.add_argument("--save-steps", type=int, default=100)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--use-vllm", action="store_true", help="generate with vLLM, colocated (needs --gpu)")
     args = ap.parse_args()
     out = Path(args.out)
@@ -78,7 +79,7 @@ def main() -> None:
         temperature=0.9,
         beta=0.04,
         max_completion_length=args.max_completion_length,
-        learning_rate=1e-4,
+        learning_rate=args.learning_rate,
         max_steps=args.max_steps,
         logging_steps=1,
         save_steps=args.save_steps,

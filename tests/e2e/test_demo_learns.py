@@ -29,7 +29,7 @@ def test_demo_pipeline_beats_sft_on_heldout_questions(runs_dir):
     assert set(runs) == {"pretrain", "sft", "grpo"}
     assert all(r.read_status()["state"] == "completed" for r in runs.values())
     report = proc.stdout[proc.stdout.index("held-out eval at the end of each stage:"):]
-    assert "demo-sft  " in report and "demo-grpo  " in report and "(20 prompts, step 100)" in report, report
+    assert "demo-sft  " in report and "demo-grpo  " in report and "(20 prompts, step 150)" in report, report
 
     # Greedy answers of both models on the same held-out prompts; no --name: the two final models' files differ.
     heldout = str(ASSETS / "arith-heldout.jsonl")
