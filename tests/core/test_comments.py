@@ -31,7 +31,7 @@ def test_an_untouched_recipe_saves_byte_for_byte(grpo):
 
 def test_batch_arithmetic_follows_both_keys(grpo):
     grpo.set("train.num_generations", 2)
-    assert comment_of(grpo, "train.per_device_train_batch_size") == "counts completions: 8 / 2 = 4 prompts per step"
+    assert comment_of(grpo, "train.per_device_train_batch_size") == "counts completions: 16 / 2 = 8 prompts per step"
     grpo.set("train.per_device_train_batch_size", 12)
     assert comment_of(grpo, "train.per_device_train_batch_size") == "counts completions: 12 / 2 = 6 prompts per step"
     grpo.set("train.num_generations", 5)

@@ -23,7 +23,7 @@ def load(*paths: Path) -> list[compare.RunMetrics]:
 
 def set_lr(run: Path, lr: str) -> None:
     recipe = run / "recipe.toml"
-    recipe.write_text(recipe.read_text().replace("learning_rate = 1e-4", f"learning_rate = {lr}"))
+    recipe.write_text(recipe.read_text().replace("learning_rate = 1e-3", f"learning_rate = {lr}"))
 
 
 def write_rows(run: Path, rows: list[dict]) -> None:
@@ -85,7 +85,7 @@ def test_recipe_diff_keeps_only_keys_that_differ_and_marks_missing_ones(runs_dir
     with open(b / "recipe.toml", "a") as f:
         f.write("warmup_steps = 3\n")  # lands in [launch], the file's last table
     diff = dict(compare.recipe_diff(load(a, b)))
-    assert diff == {"train.learning_rate": ["0.0001", "5e-05"], "launch.warmup_steps": [compare.MISSING, "3"]}
+    assert diff == {"train.learning_rate": ["0.001", "5e-05"], "launch.warmup_steps": [compare.MISSING, "3"]}
     (a / "recipe.toml").unlink()
     runs = load(a, b)
     assert runs[0].recipe_note == "no recipe.toml"
@@ -152,7 +152,7 @@ def test_cli_prints_the_table_and_the_recipe_diff(runs_dir, capsys):
     assert lines[1].split() == ["grpo-a", "20260101-000000-grpo-a", "grpo", "completed"]
     assert next(line for line in lines if line.startswith("final values")).split()[2:] == ["grpo-a", "grpo-b"]
     assert any(line.split() == ["reward", "1", "0.8"] for line in lines)
-    assert any(line.split() == ["train.learning_rate", "0.0001", "5e-05"] for line in lines)
+    assert any(line.split() == ["train.learning_rate", "0.001", "5e-05"] for line in lines)
     assert not any(line.startswith("train.max_steps") for line in lines)  # same in both: not in the diff
 
 

@@ -114,7 +114,7 @@ RULE_CASES: dict[str, list[Case]] = {
     ],
     "generation_batch": [
         Case("grpo", {"train.generation_batch_size": 12}, "train.generation_batch_size",
-             "must be a multiple of the global batch (8"),
+             "must be a multiple of the global batch (16"),
         Case("rloo", {"train.per_device_train_batch_size": 3, "train.num_generations": 2},
              "train.per_device_train_batch_size", "not divisible by num_generations (2)"),
         Case("grpo", {"train.generation_batch_size": 16, "train.steps_per_generation": 2},
@@ -221,7 +221,7 @@ RULE_CASES: dict[str, list[Case]] = {
              data=[GOOD_PROMPT] * 20 + [{"prompt": CHAT, "answer": "2"}]),
     ],
     "enough_rows": [
-        Case("grpo", {}, "data.path", "1 usable rows, but one generation batch takes 2 prompts",
+        Case("grpo", {}, "data.path", "1 usable rows, but one generation batch takes 4 prompts",
              data=[GOOD_PROMPT]),
         Case("ppo", {}, "data.path", "would wait forever", data=[GOOD_PROMPT] * 3),
         Case("sft", {"train.dataloader_drop_last": True}, "data.path", "dataloader_drop_last drops every partial",
@@ -324,7 +324,7 @@ def test_a_fixed_dataset_validates_clean_again(tmp_path):
     case = RULE_CASES["zero_rows"][0]
     r = build(case, tmp_path)
     assert any("zero rows" in p.message for p in validate_recipe(r))
-    (tmp_path / "rows.jsonl").write_text(json.dumps(GOOD_PROMPT) + "\n" * 1 + json.dumps(GOOD_PROMPT) + "\n")
+    (tmp_path / "rows.jsonl").write_text((json.dumps(GOOD_PROMPT) + "\n") * 4)  # a generation batch: 4 prompts
     assert validate_recipe(r) == []
 
 
