@@ -29,13 +29,17 @@ BUDGET_S = 90.0
 
 
 def readings(session: str, seconds: float) -> list[tuple[int, float]]:
-    """(step, reward) from the monitor's state line, once a second for ``seconds`` (a new step only)."""
+    """(step, reward) from the monitor's state line, once a second for ``seconds`` (a new step only), or until the
+    run has left the running state (it completed within the budget)."""
     out: list[tuple[int, float]] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        m = STATE.search(tmux("capture-pane", "-p", "-t", session))
+        screen = tmux("capture-pane", "-p", "-t", session)
+        m = STATE.search(screen)
         if m and (not out or int(m[1]) > out[-1][0]):
             out.append((int(m[1]), float(m[3])))
+        elif not m and out and "RUNNING" not in screen:
+            break
         time.sleep(1.0)
     return out
 

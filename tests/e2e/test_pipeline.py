@@ -22,7 +22,9 @@ def shrink(src, dst, **train):
     r = Recipe.load(src)
     for k, v in train.items():
         r.set(f"train.{k}", v)
-    r.set("data.path", str(r.resolve_path(r.get("data.path"))))
+    for key in ("data.path", "eval.data"):  # relative to the shipped recipes: absolute in the copy
+        if r.get(key):
+            r.set(key, str(r.resolve_path(r.get(key))))
     r.save(dst)
 
 

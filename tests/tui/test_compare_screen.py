@@ -22,8 +22,10 @@ def two_runs(runs_dir: Path) -> tuple[Path, Path]:
     """Two GRPO runs that differ in learning rate (and so in their curves); B logs num_tokens, A does not."""
     a = make_run(runs_dir, A, steps=10, now=FIXED)
     b = make_run(runs_dir, B, steps=8, now=FIXED)
-    recipe = b / "recipe.toml"
-    recipe.write_text(recipe.read_text().replace("learning_rate = 1e-4", "learning_rate = 5e-5"))
+    for run, lr in ((a, "1e-4"), (b, "5e-5")):  # grpo-tiny's own is 1e-3
+        recipe = run / "recipe.toml"
+        assert "learning_rate = 1e-3" in recipe.read_text()
+        recipe.write_text(recipe.read_text().replace("learning_rate = 1e-3", f"learning_rate = {lr}"))
     rows = [json.loads(line) for line in (b / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
         if "loss" in row:

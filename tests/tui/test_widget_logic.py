@@ -92,7 +92,7 @@ def test_form_values_round_trip():
 
 def test_batch_note_shows_the_arithmetic():
     recipe = Recipe.load(RECIPES / "grpo-tiny.toml")
-    assert "= 8 completions = 2 prompts x 4 generations" in batch_note(recipe, {})
+    assert "= 16 completions = 4 prompts x 4 generations" in batch_note(recipe, {})
     recipe.set("train.num_generations", 3)
     assert "not divisible" in batch_note(recipe, {})
 
