@@ -130,3 +130,13 @@ def test_the_module_is_light():
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_leading_system_prompt_of_a_training_row():
+    system = {"role": "system", "content": "Answer in the format"}
+    user = {"role": "user", "content": "What is 1 + 2?"}
+    assert evals.leading_system_prompt({"messages": [system, user]}) == "Answer in the format"
+    assert evals.leading_system_prompt({"prompt": [system, user], "answer": "3"}) == "Answer in the format"
+    assert evals.leading_system_prompt({"messages": [user]}) == ""
+    assert evals.leading_system_prompt({"prompt": "What is 1 + 2?"}) == ""
+    assert evals.leading_system_prompt(None) == ""

@@ -7,19 +7,16 @@ What the screen shows is what is asserted: the monitor's state line ("RUNNING  [
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import statistics
 import subprocess
-import sys
 import time
-import uuid
 
 import pytest
 
 from tests.conftest import workbench_cmd
-from tests.e2e.test_tui_tmux import tmux, wait_for
+from tests.e2e.test_tui_tmux import start_tui, tmux, wait_for
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")]
@@ -45,11 +42,7 @@ def readings(session: str, seconds: float) -> list[tuple[int, float]]:
 
 
 def test_first_grpo_run_from_the_tui_learns_within_90_s(runs_dir):
-    session = f"wb-{uuid.uuid4().hex[:8]}"
-    env = " ".join(f"{k}={v}" for k, v in (("HF_HUB_OFFLINE", "1"), ("WORKBENCH_CACHE", os.environ["WORKBENCH_CACHE"]),
-                                           ("TERM", "xterm-256color")))
-    cmd = f"env {env} {sys.executable} -m workbench --runs-dir {runs_dir}; sleep 30"
-    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd)
+    session = start_tui(runs_dir, 120, 40)
     try:
         wait_for(session, "New run")
         tmux("send-keys", "-t", session, "n")

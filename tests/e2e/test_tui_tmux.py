@@ -34,13 +34,20 @@ def wait_for(session: str, *texts: str, timeout: float = 15.0) -> str:
     raise AssertionError(f"'{text}' not on screen after {timeout:.0f} s:\n{screen}")
 
 
-def test_open_a_run_and_quit(runs_dir):
-    make_run(runs_dir, "20260101-000000-tmux", steps=6, max_steps=10)
+def start_tui(runs_dir, width: int, height: int) -> str:
+    """The real `workbench` TUI on the runs dir in a new detached tmux session of that size; the session's name.
+    The pane's shell sleeps after the app exits, so the screen stays readable."""
     session = f"wb-{uuid.uuid4().hex[:8]}"
     env = " ".join(f"{k}={v}" for k, v in (("HF_HUB_OFFLINE", "1"), ("WORKBENCH_CACHE", os.environ["WORKBENCH_CACHE"]),
                                            ("TERM", "xterm-256color")))
     cmd = f"env {env} {sys.executable} -m workbench --runs-dir {runs_dir}; sleep 30"
-    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd)
+    tmux("new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), cmd)
+    return session
+
+
+def test_open_a_run_and_quit(runs_dir):
+    make_run(runs_dir, "20260101-000000-tmux", steps=6, max_steps=10)
+    session = start_tui(runs_dir, 80, 24)
     try:
         wait_for(session, "20260101-000000-tmux")
         tmux("send-keys", "-t", session, "Enter")

@@ -118,8 +118,7 @@ def _run_target(rd: RunDir, checkpoint: Path | None, key: str) -> Target:
 
 
 def _data_system_prompt(recipe) -> str:
-    """The system message the run's training conversations start with (its first row), "" when none: held-out
-    prompts are asked as the model was trained."""
+    """The system message the run's training conversations start with (its first row), "" when none."""
     raw = recipe.get("data.path")
     if not isinstance(raw, str) or not raw:
         return ""
@@ -127,11 +126,7 @@ def _data_system_prompt(recipe) -> str:
         rows = datafile.peek(Path(recipe.resolve_path(raw)), max_rows=1).rows
     except (BadInput, OSError, ValueError, AttributeError):
         return ""
-    for column in ("messages", "prompt"):
-        turns = rows[0].get(column) if rows else None
-        if isinstance(turns, list) and turns and isinstance(turns[0], dict) and turns[0].get("role") == "system":
-            return str(turns[0].get("content") or "")
-    return ""
+    return evals.leading_system_prompt(rows[0]) if rows else ""
 
 
 def _model_source(raw, rd: RunDir) -> str | None:

@@ -152,6 +152,18 @@ def metric_row(summary: dict) -> dict:
 
 
 # -- result files ----------------------------------------------------------------------------------------------
+def leading_system_prompt(row) -> str:
+    """The system message a training row starts with (its ``messages``, or a chat ``prompt``), "" when none: the
+    held-out prompts are asked as the model was trained (the training child's [eval] and `workbench eval`)."""
+    if not isinstance(row, dict):
+        return ""
+    for column in ("messages", "prompt"):
+        turns = row.get(column)
+        if isinstance(turns, list) and turns and isinstance(turns[0], dict) and turns[0].get("role") == "system":
+            return str(turns[0].get("content") or "")
+    return ""
+
+
 def safe_name(text: str) -> str:
     """A file name part from a label: letters, digits, '.', '_', '-' (a hub id's '/' becomes '--')."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace("/", "--")).strip(".-")

@@ -65,17 +65,11 @@ def setup(ctx) -> None:
 
 
 def training_system_prompt(dataset) -> str:
-    """The system prompt the training rows carry (the first row's leading system message of ``messages`` or a chat
-    ``prompt``), so held-out prompts are asked as the model was trained; "" when there is none."""
+    """The system prompt the first training row carries ("" when none)."""
     try:
-        row = dataset[0]
+        return evals.leading_system_prompt(dataset[0])
     except (IndexError, KeyError, TypeError):
         return ""
-    for column in ("messages", "prompt"):
-        turns = row.get(column)
-        if isinstance(turns, list) and turns and isinstance(turns[0], dict) and turns[0].get("role") == "system":
-            return str(turns[0].get("content") or "")
-    return ""
 
 
 def _raw_columns(path: str, shaped) -> set[str]:

@@ -19,15 +19,9 @@ REPLACEMENT = "\ufffd"
 @lru_cache(maxsize=1)
 def _byte_of_char() -> dict[str, int]:
     """The inverse of the byte-level alphabet (GPT-2's bytes_to_unicode): each printable stand-in -> its byte."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    chars, n = list(printable), 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(printable, chars)}
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {c: b for b, c in bytes_to_unicode().items()}
 
 
 def is_byte_level(tokenizer) -> bool:
