@@ -3,6 +3,7 @@
     python -m benchmarks                 # all of them (make bench)
     python -m benchmarks startup bigrun  # some of them (imports, startup, bigrun, live, viewer, training)
     python -m benchmarks --quick         # fewer repetitions: a smoke check, not numbers to quote
+    python -m benchmarks training --pairs 8   # more interleaved training pairs than the default 3
 
 Exit status 1 when a budget is not met. A full run's table also goes to benchmarks/results/latest.md (and .json);
 a partial or --quick run's to .cache/bench/results/.
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("groups", nargs="*", help=f"which to run (default: all of {', '.join(GROUPS)})")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke check")
+    ap.add_argument("--pairs", type=int, default=0, help="training: interleaved pairs (default 3, 1 with --quick)")
     ap.add_argument("--work", default=str(ROOT / ".cache" / "bench"), help="scratch dir (generated runs are kept)")
     args = ap.parse_args(argv)
     unknown = [g for g in args.groups if g not in GROUPS]
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     env["HF_HUB_OFFLINE"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.update({k: env[k] for k in ("WORKBENCH_CACHE", "HF_HOME", "TORCH_EXTENSIONS_DIR", "HF_HUB_OFFLINE")})
-    ctx = Context(work=work, quick=args.quick, env=env)
+    ctx = Context(work=work, quick=args.quick, env=env, pairs=args.pairs)
 
     results: list[Result] = []
     started = time.time()

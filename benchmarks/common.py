@@ -42,6 +42,7 @@ class Result:
 class Context:
     work: Path                          # scratch space for generated runs, kept between invocations
     quick: bool = False                 # fewer repetitions (for a smoke check)
+    pairs: int = 0                      # training: interleaved pairs (0: 3, or 1 with --quick)
     env: dict = field(default_factory=dict)  # environment for child processes
 
     def child_env(self, **extra) -> dict:

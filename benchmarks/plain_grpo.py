@@ -36,11 +36,22 @@ def format(completions, **kwargs):
 
 
 def _same(given: str, expected: str) -> bool:
+    # The checker open-r1 uses: plain numbers compared as numbers, anything else through math-verify ("2+2" = 4).
     given, expected = given.strip(), expected.strip()
+    if given == expected:
+        return True
     try:
         return abs(float(given.replace(",", "")) - float(expected.replace(",", ""))) < 1e-6
     except ValueError:
-        return given == expected
+        pass
+    try:
+        import math_verify
+
+        gold = math_verify.parse(expected, parsing_timeout=5)
+        return bool(gold) and bool(math_verify.verify(gold, math_verify.parse(given, parsing_timeout=5),
+                                                      timeout_seconds=5))
+    except Exception:  # noqa: BLE001 - a checker failure is a wrong answer
+        return False
 
 
 def correctness(completions, answer, **kwargs):
