@@ -197,3 +197,20 @@ async def test_big_run_shows_an_overview_then_the_exact_history_then_opens_from_
                 break
         assert screen.history.step == 30_001 and screen.overview is None  # from the saved view, no overview
         assert max(screen.history.points("loss")[1]) == 40.0
+
+
+async def test_state_line_shows_the_stages_declared_headline(runs_dir, app_factory):
+    # DPO's headline is loss and rewards/accuracies (core/stages.py), not GRPO's reward / loss / kl.
+    d = make_run(runs_dir, "20260101-000000-d", stage="dpo", steps=3, max_steps=6, state="running")
+    with open(d / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 4, "time": 1.0, "loss": 0.25, "rewards/accuracies": 0.75, "kl": 9.0}) + "\n")
+    app = app_factory()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(app, pilot, d)
+        for _ in range(40):
+            if screen.history.step == 4:
+                break
+            await pilot.pause(0.05)
+        line = str(screen.query_one("#run-state").render())
+        assert "loss 0.25" in line and "rewards/accuracies 0.75" in line, line
+        assert "kl" not in line  # logged, but not DPO's headline

@@ -97,11 +97,10 @@ async def test_open_recipe_screen_lists_recent_folder_and_shipped_files(tmp_path
     monkeypatch.chdir(here)
     app = WorkbenchApp(runs_dir)
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.pause(0.2)
-        assert "e Edit recipe" in screen_text(app)  # shown in the footer
+        await wait_for(pilot, lambda: "e Edit recipe" in screen_text(app), "the footer's e Edit recipe")
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, OpenRecipeScreen), "the open-recipe screen")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: "Shipped recipes" in screen_text(app), "the screen's lists")
         text = screen_text(app)
         assert text.index("Recent") < text.index("This folder") < text.index("Shipped recipes")
         assert text.index("recipes/mine.toml") < text.index("gone.toml")  # most recent first
@@ -110,8 +109,7 @@ async def test_open_recipe_screen_lists_recent_folder_and_shipped_files(tmp_path
         options = app.screen.query_one(OptionList)
         options.highlighted = options.get_option_index(str(gone))
         await pilot.press("enter")
-        await pilot.pause(0.1)
-        assert any("no longer exists" in n for n in notices(app))
+        await wait_for(pilot, lambda: any("no longer exists" in n for n in notices(app)), "the missing-file notice")
         assert isinstance(app.screen, OpenRecipeScreen) and "(missing)" not in screen_text(app)
         assert gone not in recent.recent_files()
         options = app.screen.query_one(OptionList)

@@ -329,7 +329,8 @@ class MonitorScreen(Screen):
             notes.append(f"overview; reading metrics {100 * tail.offset // tail.size}%")
         if tail.bad_lines:
             notes.append(f"{tail.bad_lines} unreadable metrics line{'s' * (tail.bad_lines != 1)} skipped")
-        values = [f"{key} {summary.fmt_num(h.latest[key])}" for key in summary.HEADLINE_KEYS[:3] if key in h.latest]
+        values = [f"{key} {summary.fmt_num(h.latest[key])}" for key in summary.headline_keys(self.stage)[:3]
+                  if key in h.latest]  # the stage's declared headline (core/stages.py), as `workbench run` shows
         line = self.query_one("#run-state", Static)
         width = line.content_size.width or self.app.size.width - 2
         for bar in (20, 10):
