@@ -29,7 +29,8 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/workbench pipeline recipes/demo
 
-# Built once after the install: the built-in models and DeepSpeed's CPU ops (compiled), so no test waits for them.
+# Built once after the install: the project's bytecode, the built-in models and DeepSpeed's CPU ops (compiled),
+# so no test waits for them.
 PREBUILT := $(CACHE)/.prebuilt
 $(PREBUILT): $(STAMP) scripts/prebuild.py workbench/train/tiny_chat.py workbench/train/builtin.py
 	HF_HUB_OFFLINE=1 $(PY) scripts/prebuild.py
