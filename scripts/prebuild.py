@@ -2,8 +2,8 @@
 tiny-teacher, tiny-rm, tiny-chat), DeepSpeed's CPU ops (the shared-memory all-reduce and CPU Adam, compiled into
 $TORCH_EXTENSIONS_DIR) and the project's own bytecode (workbench/ and benchmarks/: where PYTHONDONTWRITEBYTECODE=1,
 as on this machine, every CLI, runner and training child would compile them again, ~0.1 s a launch; a .pyc whose
-source changed since is recompiled in memory, as always). `make test` runs it after the install; each part says how long it took, and a part that
-cannot be built is reported and left to be built on first use.
+source changed since is recompiled in memory, as always). `make test` runs it after the install; each part says
+how long it took, and a part that cannot be built is reported and left to be built on first use.
 """
 from __future__ import annotations
 

@@ -64,4 +64,3 @@ def test_demo_pipeline_beats_sft_on_heldout_questions(runs_dir):
     # the training child's own end-of-run eval agrees with `workbench eval` (same prompts, greedy)
     last = [json.loads(line) for line in runs["grpo"].metrics_path.read_text().splitlines() if "eval/accuracy" in line]
     assert last[-1]["eval/accuracy"] == pytest.approx(grpo["accuracy"], abs=0.1)  # batching may flip a near tie
-

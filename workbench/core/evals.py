@@ -151,7 +151,6 @@ def metric_row(summary: dict) -> dict:
     return {k: v for k, v in row.items() if v is not None}
 
 
-# -- result files ----------------------------------------------------------------------------------------------
 def leading_system_prompt(row) -> str:
     """The system message a training row starts with (its ``messages``, or a chat ``prompt``), "" when none: the
     held-out prompts are asked as the model was trained (the training child's [eval] and `workbench eval`)."""
@@ -164,6 +163,7 @@ def leading_system_prompt(row) -> str:
     return ""
 
 
+# -- result files ----------------------------------------------------------------------------------------------
 def safe_name(text: str) -> str:
     """A file name part from a label: letters, digits, '.', '_', '-' (a hub id's '/' becomes '--')."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace("/", "--")).strip(".-")
