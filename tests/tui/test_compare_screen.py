@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.widgets import SelectionList
 
 from tests.tui.conftest import make_run
-from tests.tui.screen_text import notices, screen_text
+from tests.tui.screen_text import notices, screen_text, wait_for
 from tests.tui.test_runs_screen import wait_rows
 from workbench.tui.screens.compare import CompareScreen, MetricsModal
 from workbench.tui.widgets.charts import OverlayChart
@@ -147,10 +147,7 @@ async def test_a_live_run_is_followed_while_compared(runs_dir, app_factory):
         assert screen.runs[0].live and not screen.runs[1].live
         with open(live / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": 4, "time": FIXED, "loss": 0.01, "reward": 0.9, "kl": 0.1}) + "\n")
-        for _ in range(40):
-            await pilot.pause(0.1)
-            if screen.runs[0].steps.step == 4:
-                break
+        await wait_for(pilot, lambda: screen.runs[0].steps.step == 4, "step 4")
         assert screen.query_one(OverlayChart).points(60)[0][1][-1] == 4
         screen.query_one("#compare-body").scroll_end(animate=False)
         await pilot.pause(0.1)

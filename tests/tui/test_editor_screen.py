@@ -8,7 +8,7 @@ import pytest
 from textual.widgets import Input, Switch, TabbedContent
 
 from tests.conftest import ASSETS, RECIPES
-from tests.tui.screen_text import notices, screen_text
+from tests.tui.screen_text import notices, screen_text, wait_for
 from workbench.tui.screens.editor import EditorScreen
 from workbench.tui.screens.runs import RunsScreen
 
@@ -32,12 +32,9 @@ async def open_editor(app, pilot, path) -> EditorScreen:
 
 
 async def wait_problems(pilot, screen, contains: str) -> str:
-    for _ in range(60):
-        await pilot.pause(0.05)
-        text = str(screen.query_one("#problems").render())
-        if contains in text:
-            return text
-    raise AssertionError(f"'{contains}' never appeared in the problems panel: {text}")
+    await wait_for(pilot, lambda: contains in str(screen.query_one("#problems").render()),
+                   f"'{contains}' in the problems panel")
+    return str(screen.query_one("#problems").render())
 
 
 async def test_typed_edit_then_save_keeps_comments(tmp_path, app_factory):
@@ -128,13 +125,11 @@ async def test_fresh_template_switches_with_the_stage(app_factory):
         await pilot.pause(0.1)
         screen = app.screen
         screen.query_one("#stage").value = "sft"
-        await pilot.pause(0.2)
-        assert screen.recipe.stage == "sft"
+        await wait_for(pilot, lambda: screen.recipe.stage == "sft" and screen.query("#in-train-max_length"),
+                       "the sft form")
         assert screen.recipe.get("train.max_length") == 96  # the sft template, not grpo with a new stage
-        assert screen.query("#in-train-max_length")
         await pilot.press("escape")  # an untouched template leaves without asking
-        await pilot.pause(0.05)
-        assert isinstance(app.screen, RunsScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs list")
 
 
 async def test_save_as_for_a_new_recipe(tmp_path, app_factory):
@@ -162,11 +157,7 @@ async def test_launch_refuses_an_invalid_recipe(tmp_path, app_factory, runs_dir)
         screen = await open_editor(app, pilot, path)
         screen.query_one("#in-data-path", Input).value = "missing.jsonl"
         await pilot.press("ctrl+r")
-        for _ in range(60):
-            await pilot.pause(0.05)
-            if any("not launched" in n for n in notices(app)):
-                break
-        assert any("not launched" in n for n in notices(app))
+        await wait_for(pilot, lambda: any("not launched" in n for n in notices(app)), "the not-launched notice")
         assert app.screen is screen
         assert not any(runs_dir.iterdir())
 
@@ -176,19 +167,12 @@ async def test_dataset_preview_shows_columns_and_fit(tmp_path, app_factory):
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_editor(app, pilot, path)
-        for _ in range(40):
-            await pilot.pause(0.05)
-            text = str(screen.query_one("#data-preview").render())
-            if "fits" in text:
-                break
+        await wait_for(pilot, lambda: "fits" in str(screen.query_one("#data-preview").render()), "the data preview")
+        text = str(screen.query_one("#data-preview").render())
         assert "columns: prompt, answer" in text and "fits grpo" in text
         screen.query_one("#in-data-path", Input).value = str(ASSETS / "format-sft.jsonl")
-        for _ in range(40):
-            await pilot.pause(0.05)
-            text = str(screen.query_one("#data-preview").render())
-            if "do not fit" in text:
-                break
-        assert "columns do not fit grpo" in text
+        await wait_for(pilot, lambda: "columns do not fit grpo" in str(screen.query_one("#data-preview").render()),
+                       "the misfit in the data preview")
 
 
 async def test_zero_level_drives_launcher_estimate_and_command(tmp_path, app_factory):
@@ -259,10 +243,7 @@ async def test_stage_switch_after_edits_maps_the_recipe_with_a_notice(tmp_path, 
         screen.query_one("#in-train-max_steps", Input).value = "7"  # edited: no longer a fresh template
         await pilot.pause(0.05)
         screen.query_one("#stage").value = "sft"
-        for _ in range(60):
-            await pilot.pause(0.05)
-            if any("dpo → sft" in n for n in notices(app)):
-                break
+        await wait_for(pilot, lambda: any("dpo → sft" in n for n in notices(app)), "the stage-switch notice")
         notice = next(n for n in notices(app) if "dpo → sft" in n)
         assert "train.beta (not in SFTConfig)" in notice and "train.loss_type" in notice
         assert "prefs.jsonl has columns prompt, chosen, rejected, but sft needs" in notice
@@ -285,10 +266,7 @@ async def test_field_search_finds_fields_by_alias(tmp_path, app_factory):
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_editor(app, pilot, path)
         table = screen.query_one(FieldTable)
-        for _ in range(60):
-            await pilot.pause(0.05)
-            if table.fields:
-                break
+        await wait_for(pilot, lambda: table.fields, "the fields table")
         search = screen.query_one("#field-search", Input)
         for word, field in (("lr", "learning_rate"), ("bs", "per_device_train_batch_size"), ("kl", "beta"),
                             ("accum", "gradient_accumulation_steps"), ("epochs", "num_train_epochs"),
@@ -304,11 +282,7 @@ async def test_keys_switch_the_tabs(tmp_path, app_factory):
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_editor(app, pilot, path)
         tabs = screen.query_one(TabbedContent)
-        for _ in range(20):
-            await pilot.pause(0.05)
-            if "alt+1/2/3 Tabs" in screen_text(app):
-                break
-        assert "alt+1/2/3 Tabs" in screen_text(app)  # shown in the footer
+        await wait_for(pilot, lambda: "alt+1/2/3 Tabs" in screen_text(app), "alt+1/2/3 Tabs in the footer")
         await pilot.press("alt+2")
         await pilot.pause(0.05)
         assert tabs.active == "tab-train"
@@ -343,11 +317,7 @@ async def test_labels_are_never_cut(size, stage, app_factory):
 
         for field in STAGES[stage].key_fields:
             screen.query_one(f"#in-train-{field}", Input).focus()  # scrolls it into view
-            for _ in range(20):
-                await pilot.pause(0.05)
-                if shown_whole(field):
-                    break
-            assert shown_whole(field), f"{field} cut or hidden:\n{screen_text(app)}"
+            await wait_for(pilot, lambda: shown_whole(field), f"{field} shown whole")
 
 
 def row_shown(screen, key: str) -> bool:
@@ -370,9 +340,8 @@ async def test_adapter_method_shows_its_own_fields(tmp_path, app_factory):
                                       ("ia3", "peft.feedforward_modules", "peft.alpha"),
                                       ("prefix", "peft.num_virtual_tokens", "peft.target_modules")):
             method.value = choice
-            await pilot.pause(0.05)
-            assert screen.recipe.get("peft.method") == choice
-            assert row_shown(screen, shown) and not row_shown(screen, hidden), choice
+            await wait_for(pilot, lambda: screen.recipe.get("peft.method") == choice
+                           and row_shown(screen, shown) and not row_shown(screen, hidden), choice)
         assert "prefixes in every layer" in str(screen.query_one("#peft-note", Static).render())
         assert screen.query_one("#grad-ckpt", Switch).value is False, "prefix tuning trains without checkpointing"
         assert "train.gradient_checkpointing" not in screen.recipe.dumps()

@@ -7,6 +7,7 @@ import shutil
 from textual.widgets import Input, Select, Static, TabbedContent
 
 from tests.conftest import ASSETS, RECIPES
+from tests.tui.screen_text import wait_for
 
 SIZE = (120, 40)
 
@@ -34,12 +35,9 @@ async def test_vllm_server_mode_from_the_form(tmp_path, app_factory):
         assert screen.recipe.get("vllm.server_gpus") == [1]
         note = str(screen.query_one("#launch-note", Static).render())
         assert "vLLM server first (GPUs [1]" in note and "trl.scripts.vllm_serve" in note
-        for _ in range(80):  # validation is debounced and runs in a worker
-            await pilot.pause(0.05)
-            problems = str(screen.query_one("#problems").render())
-            if "needs a GPU" in problems:
-                break
-        assert "vLLM generation needs a GPU" in problems
+        # validation is debounced and runs in a worker
+        await wait_for(pilot, lambda: "vLLM generation needs a GPU" in str(screen.query_one("#problems").render()),
+                       "the GPU problem")
         await pilot.press("ctrl+s")
         await pilot.pause(0.05)
         saved = path.read_text()

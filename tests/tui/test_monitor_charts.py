@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.tui.conftest import make_run
-from tests.tui.screen_text import screen_text
+from tests.tui.screen_text import screen_text, wait_for
 from tests.tui.test_monitor_screen import open_monitor
 from workbench.core.metrics import MetricsHistory
 from workbench.tui import chartplan
@@ -89,10 +89,7 @@ async def test_empty_charts_say_why(runs_dir, app_factory):
         assert says(screen, "#chart-loss") == "loss waiting for the first log (logging_steps = 5)"
         with open(d / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": 1, "time": 1.0, "loss": 0.5, "reward": 0.1, "grad_norm": 1.0}) + "\n")
-        for _ in range(30):
-            await pilot.pause(0.1)
-            if screen.history.rows:
-                break
+        await wait_for(pilot, lambda: screen.history.rows, "the run's rows")
         await pilot.pause(1.0)  # the charts redraw at most every CHART_EVERY
         assert says(screen, "#chart-KL") == "KL KL is logged only when beta > 0 (this recipe: beta = 0)"
         assert says(screen, "#chart-eval") == "held-out eval no eval yet: [eval] runs every 50 steps"
@@ -180,10 +177,7 @@ async def test_a_finished_run_is_polled_slowly_until_it_is_resumed(runs_dir, app
         (d / "status.json").write_text(json.dumps(status))
         with open(d / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": 4, "time": 1.0, "loss": 0.1}) + "\n")
-        for _ in range(30):
-            await pilot.pause(0.1)
-            if screen.history.step == 4:
-                break
+        await wait_for(pilot, lambda: screen.history.step == 4, "step 4")
         assert screen.history.step == 4 and not screen._slow
         assert screen._poll_timer._interval == monitor_mod.POLL_EVERY
 

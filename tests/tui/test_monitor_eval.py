@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.tui.conftest import make_run
-from tests.tui.screen_text import screen_text
+from tests.tui.screen_text import screen_text, wait_for
 from tests.tui.test_monitor_screen import SIZE, open_monitor
 from workbench.tui.widgets.charts import MetricChart
 
@@ -30,10 +30,7 @@ async def test_eval_chart_and_held_out_completions_of_an_sft_run(runs_dir, app_f
     app = app_factory()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_monitor(app, pilot, d)
-        for _ in range(20):
-            await pilot.pause(0.1)
-            if screen.query("#chart-eval"):
-                break
+        await wait_for(pilot, lambda: screen.query("#chart-eval"), "the eval chart")
         chart = screen.query_one("#chart-eval", MetricChart)
         assert chart.title == "held-out eval"
         assert chart.series_keys() == ["eval/accuracy", "eval/format_rate", "eval/pass@k", "eval/maj@k"]

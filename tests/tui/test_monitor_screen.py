@@ -5,7 +5,7 @@ import asyncio
 import json
 
 from tests.tui.conftest import make_run
-from tests.tui.screen_text import screen_text
+from tests.tui.screen_text import screen_text, wait_for
 from workbench.tui.screens.monitor import MonitorScreen
 from workbench.tui.widgets.charts import MetricChart
 
@@ -56,12 +56,7 @@ async def test_new_rows_are_picked_up_live(runs_dir, app_factory):
         with open(d / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": 4, "time": 1.0, "loss": 0.1, "reward": 0.9}) + "\n")
             f.write('{"step": 5, "loss": 0.0')  # a torn line waits for its newline
-        for _ in range(30):
-            await pilot.pause(0.1)
-            if screen.history.step == 4:
-                break
-        assert screen.history.step == 4
-        assert "4/10" in screen_text(app)
+        await wait_for(pilot, lambda: screen.history.step == 4 and "4/10" in screen_text(app), "step 4 on screen")
 
 
 async def test_samples_by_step_with_navigation_and_filters(runs_dir, app_factory):
@@ -207,10 +202,7 @@ async def test_state_line_shows_the_stages_declared_headline(runs_dir, app_facto
     app = app_factory()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_monitor(app, pilot, d)
-        for _ in range(40):
-            if screen.history.step == 4:
-                break
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: screen.history.step == 4, "step 4")
         line = str(screen.query_one("#run-state").render())
         assert "loss 0.25" in line and "rewards/accuracies 0.75" in line, line
         assert "kl" not in line  # logged, but not DPO's headline

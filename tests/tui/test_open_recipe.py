@@ -10,7 +10,7 @@ from textual.widgets import Input, OptionList, Select, TabbedContent
 
 from tests.conftest import ASSETS, RECIPES
 from tests.tui.conftest import make_run
-from tests.tui.screen_text import notices, screen_text
+from tests.tui.screen_text import notices, screen_text, wait_for
 from workbench.core import recent
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.screens.editor import EditorScreen
@@ -32,14 +32,6 @@ def user_recipe(tmp_path):
     text = text.replace("max_steps = 300\n", "max_steps = 300                 # enough for a smoke test\n")
     path.write_text(text)
     return path
-
-
-async def wait_for(pilot, predicate, what: str, tries: int = 60):
-    for _ in range(tries):
-        await pilot.pause(0.05)
-        if predicate():
-            return
-    raise AssertionError(f"never happened: {what}\n{screen_text(pilot.app)}")
 
 
 async def test_app_started_on_a_file_edits_and_saves_without_stale_comments(tmp_path, runs_dir, recent_files):

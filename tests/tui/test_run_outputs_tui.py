@@ -9,7 +9,7 @@ from rich.console import Console
 
 from tests.conftest import RECIPES
 from tests.core.test_run_outputs import CHAT, SYSTEM, best_of_k_run
-from tests.tui.screen_text import screen_text
+from tests.tui.screen_text import screen_text, wait_for
 from workbench.tui.screens.editor import EditorScreen
 from workbench.tui.screens.pick import PickModal
 from workbench.tui.widgets.samples import render_step
@@ -41,11 +41,7 @@ async def test_dataset_picker_offers_a_best_of_k_runs_dataset(runs_dir, app_fact
         editor = app.screen
         assert isinstance(editor, EditorScreen)
         await pilot.click("#pick-data")
-        for _ in range(60):
-            await pilot.pause(0.05)
-            if isinstance(app.screen, PickModal):
-                break
-        assert isinstance(app.screen, PickModal)
+        await wait_for(pilot, lambda: isinstance(app.screen, PickModal), "the dataset picker")
         text = screen_text(app)
         assert f"{rd.id}/dataset.jsonl  (earlier run: best-of-k, 3 rows)" in text
         assert "arith-prompts.jsonl" in text, "the shipped assets are still offered"

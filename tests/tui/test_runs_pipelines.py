@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from tests.tui.conftest import make_run
-from tests.tui.screen_text import screen_text
+from tests.tui.screen_text import screen_text, wait_for
 from tests.tui.test_runs_screen import wait_rows
 from workbench.core import pipeline
 from workbench.core.pipedir import PipelineDir
@@ -85,10 +85,7 @@ async def test_r_on_a_stopped_pipeline_resumes_it(runs_dir, app_factory):
         await wait_rows(pilot, 2)
         await pilot.press("r")
         pd = PipelineDir(pipe)
-        for _ in range(100):
-            await pilot.pause(0.1)
-            if pipeline.pipeline_status(pd)["state"] == "completed":
-                break
+        await wait_for(pilot, lambda: pipeline.pipeline_status(pd)["state"] == "completed", "the pipeline", timeout=30)
         st = pipeline.pipeline_status(pd)
         assert st["state"] == "completed" and st["attempt"] == 2, st
         assert not (pipe / "stop.request").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.core.fakes import FAKE
 from tests.tui.conftest import make_run
-from tests.tui.screen_text import screen_text
+from tests.tui.screen_text import screen_text, wait_for
 from tests.tui.test_editor_screen import open_editor, recipe_copy
 from tests.tui.test_runs_screen import wait_rows
 from workbench.core import lifecycle, queue, supervisor
@@ -35,14 +35,6 @@ def rows(app) -> list[tuple[str, str]]:
 
 def footer(app) -> str:
     return screen_text(app).splitlines()[-1]
-
-
-async def wait_for(pilot, cond) -> None:
-    for _ in range(60):
-        await pilot.pause(0.05)
-        if cond():
-            return
-    raise AssertionError("the runs list did not change")
 
 
 async def test_waiting_runs_come_first_in_queue_order_and_keys_reorder_and_cancel(runs_dir, app_factory):

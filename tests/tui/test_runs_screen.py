@@ -4,7 +4,7 @@ from __future__ import annotations
 from textual.widgets import DataTable
 
 from tests.tui.conftest import make_run
-from tests.tui.screen_text import notices, screen_text
+from tests.tui.screen_text import notices, screen_text, wait_for
 from workbench.core.stages import STAGES
 from workbench.tui.screens.editor import EditorScreen
 from workbench.tui.screens.monitor import MonitorScreen
@@ -14,12 +14,8 @@ SIZE = (80, 24)
 
 
 async def wait_rows(pilot, n: int) -> DataTable:
-    for _ in range(40):
-        await pilot.pause(0.05)
-        table = pilot.app.screen.query_one(DataTable)
-        if table.row_count == n:
-            return table
-    raise AssertionError(f"expected {n} rows, have {table.row_count}")
+    await wait_for(pilot, lambda: pilot.app.screen.query_one(DataTable).row_count == n, f"{n} rows")
+    return pilot.app.screen.query_one(DataTable)
 
 
 async def test_lists_runs_newest_first_with_state_and_progress(runs_dir, app_factory):
@@ -150,11 +146,8 @@ async def test_at_80_columns_state_step_reward_and_age_are_whole(runs_dir, app_f
         assert rows["20260101-090000-sft-tiny"][1:3] == ["failed", "38/300"]
         assert rows["20260101-100000-grpo-live"][1:3] == ["running", "30/300"]
         assert all(len(line) <= 80 for line in lines)
-        for _ in range(20):  # the footer is composed after the first refresh
-            footer = screen_text(app).splitlines()[-1]
-            if footer.strip():
-                break
-            await pilot.pause(0.1)
+        await wait_for(pilot, lambda: screen_text(app).splitlines()[-1].strip(), "the footer")  # after the first refresh
+        footer = screen_text(app).splitlines()[-1]
         assert "Open" in footer and "Stop" in footer and footer.rstrip().endswith("^p palette"), footer
         await pilot.resize_terminal(120, 24)
         await pilot.pause(0.3)

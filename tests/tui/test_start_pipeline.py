@@ -10,7 +10,7 @@ from textual.widgets import DataTable
 
 from tests.core.fakes import FAKE
 from tests.core.test_pipeline_lifecycle import leave_nothing, make_folder  # noqa: F401 (fixture)
-from tests.tui.screen_text import notices, screen_text
+from tests.tui.screen_text import notices, screen_text, wait_for
 from tests.tui.test_runs_pipelines import rows_text
 from tests.tui.test_runs_screen import wait_rows
 from workbench.core import pipeline, trust
@@ -28,14 +28,6 @@ def fake_trainer(monkeypatch, tmp_path):
     monkeypatch.setenv(TEST_TRAINER_ENV, json.dumps({"trainer": str(FAKE), "modes": {}}))  # every stage succeeds
     monkeypatch.setenv("FAKE_STEP_S", "0.02")
     monkeypatch.setattr(trust, "approvals_path", lambda: tmp_path / "approved-code.json")
-
-
-async def wait_for(pilot, cond, what: str, tries: int = 200):
-    for _ in range(tries):
-        await pilot.pause(0.05)
-        if cond():
-            return
-    raise AssertionError(f"timed out waiting for {what}:\n{screen_text(pilot.app)}")
 
 
 async def open_picker(pilot, folder) -> StartPipelineScreen:
@@ -66,7 +58,7 @@ async def test_p_picks_a_folder_shows_its_stages_and_starts_it(runs_dir, app_fac
         # the fake stages take ~0.1 s each, so under load the stage rows may already be there: the pipeline's row leads
         await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count >= 1, "the pipeline's row")
         assert rows_text(app)[0] == pd.id, "the pipeline's row"
-        await wait_for(pilot, lambda: pipeline.pipeline_status(pd)["state"] in FINAL_STATES, "the pipeline")
+        await wait_for(pilot, lambda: pipeline.pipeline_status(pd)["state"] in FINAL_STATES, "the pipeline", timeout=60)
         assert pipeline.pipeline_status(pd)["state"] == "completed"
         await wait_rows(pilot, 3)  # its two stage runs under it
         assert [r.startswith("└ ") for r in rows_text(app)] == [False, True, True]
@@ -112,6 +104,6 @@ async def test_reward_code_asks_first_like_allow_code(runs_dir, app_factory, tmp
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs list")
         (pd, _st), = pipeline.list_pipelines(runs_dir)
         assert not trust.unapproved(pipeline.load_pipeline(folder, runs_dir).recipes[0], runs_dir)
-        await wait_for(pilot, lambda: pipeline.pipeline_status(pd)["state"] in FINAL_STATES, "the pipeline")
+        await wait_for(pilot, lambda: pipeline.pipeline_status(pd)["state"] in FINAL_STATES, "the pipeline", timeout=60)
         for proc in app.launched:
             proc.wait(timeout=10)
