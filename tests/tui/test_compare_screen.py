@@ -36,13 +36,11 @@ def two_runs(runs_dir: Path) -> tuple[Path, Path]:
 
 
 async def wait_compare(pilot) -> CompareScreen:
-    for _ in range(60):
-        await pilot.pause(0.05)
-        screen = pilot.app.screen
-        if isinstance(screen, CompareScreen) and screen.runs and screen.query(OverlayChart):
-            await pilot.pause(0.1)
-            return screen
-    raise AssertionError(f"no compare screen with runs (on {type(pilot.app.screen).__name__})")
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.runs
+                   and app.screen.query(OverlayChart), "a compare screen with runs")
+    await pilot.pause(0.1)
+    return app.screen
 
 
 async def mark_both_and_compare(pilot) -> CompareScreen:

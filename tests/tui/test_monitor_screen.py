@@ -14,12 +14,9 @@ SIZE = (80, 24)
 
 async def open_monitor(app, pilot, run_dir) -> MonitorScreen:
     app.open_monitor(run_dir)
-    for _ in range(40):
-        await pilot.pause(0.05)
-        screen = app.screen
-        if isinstance(screen, MonitorScreen) and screen.history.step and not screen._polling:
-            return screen
-    raise AssertionError("the monitor never read the run")
+    await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.history.step
+                   and not app.screen._polling, "the monitor to read the run")
+    return app.screen
 
 
 async def test_progress_state_and_grpo_charts(runs_dir, app_factory):

@@ -17,6 +17,7 @@ import pytest
 from textual.widgets import DataTable, Input
 
 from tests.tui.conftest import make_run
+from tests.tui.screen_text import wait_for
 from tests.tui.test_editor_screen import recipe_copy
 from tests.tui.test_monitor_screen import open_monitor
 from tests.tui.test_runs_pipelines import make_pipeline
@@ -75,10 +76,8 @@ async def settle(pilot) -> None:
     """The runs list refreshed, the system line sampled, the footer composed; the header names no tmp path."""
     app = pilot.app
     app.sub_title = "runs"
-    for _ in range(60):
-        await pilot.pause(0.05)
-        if app.screen.query(DataTable) and app.screen.query_one(DataTable).row_count == 7:
-            break
+    await wait_for(pilot, lambda: app.screen.query(DataTable) and app.screen.query_one(DataTable).row_count == 7,
+                   "the 7 runs listed")
     await pilot.pause(0.6)
 
 
@@ -96,11 +95,9 @@ async def on_editor(pilot) -> None:
     await settle(pilot)
     path = Path("recipes/grpo-tiny.toml")
     pilot.app.edit_recipe(path.read_text(), path.resolve())
-    for _ in range(100):  # validated, its data previewed
-        await pilot.pause(0.05)
-        screen = pilot.app.screen
-        if isinstance(screen, EditorScreen) and "validating" not in str(screen.query_one("#problems").render()):
-            break
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, EditorScreen)
+                   and "validating" not in str(pilot.app.screen.query_one("#problems").render()),
+                   "the recipe validated, its data previewed")
     for field in pilot.app.screen.query(Input):
         field.cursor_blink = False
     await pilot.pause(0.5)
