@@ -23,9 +23,36 @@ ASSETS = ROOT / "assets" / "data"
 
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
+    """A test's runs folder. A run the test left alive (it failed half way, or launched by mistake) is killed when
+    the test ends, so it never trains on through the rest of the suite; the test is failed for it."""
     d = tmp_path / "runs"
     d.mkdir()
-    return d
+    yield d
+    left = kill_left_runs(d)
+    if left:
+        pytest.fail(f"the test left run(s) running, now killed: {', '.join(left)}")
+
+
+def kill_left_runs(runs: Path) -> list[str]:
+    import signal
+
+    from workbench.core import lifecycle
+    from workbench.core.rundir import RunDir
+
+    left = []
+    for path in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if not (path / "status.json").is_file():
+            continue
+        rd = RunDir(path)
+        pids = lifecycle.processes(rd)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if pids:
+            left.append(path.name)
+    return left
 
 
 def workbench_cmd(*args: str) -> list[str]:

@@ -162,6 +162,23 @@ async def test_launch_refuses_an_invalid_recipe(tmp_path, app_factory, runs_dir)
         assert not any(runs_dir.iterdir())
 
 
+async def test_launch_and_save_take_an_edit_whose_change_has_not_arrived(tmp_path, app_factory, runs_dir):
+    """ctrl+r or ctrl+s in the same turn as the edit (a paste, a script's send-keys, a busy machine: Input.Changed
+    is still queued) launch and save what the form shows, not the recipe as it was before the edit."""
+    path = recipe_copy(tmp_path)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_editor(app, pilot, path)
+        screen.query_one("#in-train-max_steps", Input).value = "7"
+        screen.action_save()  # no await between the edit and the save
+        assert "max_steps = 7" in path.read_text()
+        screen.query_one("#in-data-path", Input).value = "missing.jsonl"
+        screen.action_launch()
+        await wait_for(pilot, lambda: any("not launched" in n for n in notices(app)), "the not-launched notice")
+        assert app.screen is screen
+        assert not any(runs_dir.iterdir())
+
+
 async def test_dataset_preview_shows_columns_and_fit(tmp_path, app_factory):
     path = recipe_copy(tmp_path)
     app = app_factory()

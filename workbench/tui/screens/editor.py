@@ -159,13 +159,23 @@ class EditorScreen(EditorIO, Screen):
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
-        key = event.input.name
+        self.take_input(event.input)
+
+    def take_input(self, inp: Input) -> None:
+        key = inp.name
         if not key or "." not in key:
             return
-        value = from_text(key, event.value)
+        value = from_text(key, inp.value)
         if value == self.recipe.get(key):
             return  # the value the form was built with, or an equivalent spelling
         self.set_value(key, value)
+
+    def take_form(self) -> None:
+        """Write every field's text into the recipe now. Input.Changed reaches this screen a message later, so a
+        ctrl+r or ctrl+s pressed right after typing (a paste, a script's send-keys, a busy machine) would otherwise
+        launch or save the recipe as it was before the edit."""
+        for inp in self.query(Input).results(Input):
+            self.take_input(inp)
 
     @on(Switch.Changed, "#trust")
     def _trust(self, event: Switch.Changed) -> None:

@@ -65,6 +65,7 @@ class EditorIO:
 
     # -- save ------------------------------------------------------------------------------------------------
     def action_save(self, then=None) -> None:
+        self.take_form()
         if self.recipe.path is None:
             self.action_save_as(then)
             return
@@ -73,6 +74,7 @@ class EditorIO:
     def action_save_as(self, then=None) -> None:
         from workbench.tui.screens.modals import InputModal
 
+        self.take_form()
         suggestion = self.recipe.path or Path.cwd() / f"{self.recipe.name}.toml"
 
         def chosen(text: str | None) -> None:
@@ -118,6 +120,7 @@ class EditorIO:
 
     # -- leave -----------------------------------------------------------------------------------------------
     def action_leave(self) -> None:
+        self.take_form()
         if not self.dirty or self.saved_text is None and self.fresh:
             self.app.pop_screen()
             return
@@ -143,6 +146,7 @@ class EditorIO:
     def action_launch(self, queue: bool = False) -> None:
         from workbench.core import trust
 
+        self.take_form()
         try:
             pending = trust.unapproved(self.recipe, self.app.runs_dir)
         except (OSError, ValueError):
