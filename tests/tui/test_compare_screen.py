@@ -65,9 +65,9 @@ async def test_marked_runs_open_a_compare_screen_with_charts_table_and_recipe_di
         assert "x: step" in text
 
         screen.query_one("#compare-body").scroll_end(animate=False)
-        await pilot.pause(0.1)
+        finals = ["reward", "0.48", "1"]  # final values, B then A
+        await wait_for(pilot, lambda: finals in [line.split() for line in screen_text(app).splitlines()], "the finals")
         lines = screen_text(app).splitlines()
-        assert any(line.split() == ["reward", "0.48", "1"] for line in lines)  # final values, B then A
         assert any(line.split() == ["step", "8", "10"] for line in lines)
         assert any(line.split() == ["train.learning_rate", "5e-05", "0.0001"] for line in lines)
         assert not any(line.split()[:1] == ["train.max_steps"] for line in lines)  # same in both
@@ -148,8 +148,8 @@ async def test_a_live_run_is_followed_while_compared(runs_dir, app_factory):
         await wait_for(pilot, lambda: screen.runs[0].steps.step == 4, "step 4")
         assert screen.query_one(OverlayChart).points(60)[0][1][-1] == 4
         screen.query_one("#compare-body").scroll_end(animate=False)
-        await pilot.pause(0.1)
-        assert any(line.split() == ["step", "4", "10"] for line in screen_text(app).splitlines())
+        steps = ["step", "4", "10"]
+        await wait_for(pilot, lambda: steps in [line.split() for line in screen_text(app).splitlines()], "step 4 shown")
 
 
 async def test_R_writes_a_report_of_the_compared_runs(runs_dir, app_factory, monkeypatch):

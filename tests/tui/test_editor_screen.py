@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from textual.widgets import Input, Switch, TabbedContent
+from textual.widgets import Input, Select, Switch, TabbedContent
 
 from tests.conftest import ASSETS, RECIPES
 from tests.tui.screen_text import notices, screen_text, wait_for
@@ -170,8 +170,12 @@ async def test_launch_and_save_take_an_edit_whose_change_has_not_arrived(tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_editor(app, pilot, path)
         screen.query_one("#in-train-max_steps", Input).value = "7"
-        screen.action_save()  # no await between the edit and the save
-        assert "max_steps = 7" in path.read_text()
+        screen.query_one("#zero", Select).value = 2
+        screen.query_one("#liger", Switch).value = True
+        screen.action_save()  # no await between the edits and the save
+        saved = path.read_text()
+        assert "max_steps = 7" in saved and "use_liger_kernel = true" in saved
+        assert "zero_stage = 2" in saved and 'backend = "deepspeed"' in saved, "ZeRO switched the launcher"
         screen.query_one("#in-data-path", Input).value = "missing.jsonl"
         screen.action_launch()
         await wait_for(pilot, lambda: any("not launched" in n for n in notices(app)), "the not-launched notice")
@@ -193,7 +197,7 @@ async def test_dataset_preview_shows_columns_and_fit(tmp_path, app_factory):
 
 
 async def test_zero_level_drives_launcher_estimate_and_command(tmp_path, app_factory):
-    from textual.widgets import Select, Static
+    from textual.widgets import Static
 
     path = recipe_copy(tmp_path)
     app = app_factory()
@@ -342,7 +346,7 @@ def row_shown(screen, key: str) -> bool:
 
 
 async def test_adapter_method_shows_its_own_fields(tmp_path, app_factory):
-    from textual.widgets import Select, Static
+    from textual.widgets import Static
 
     path = recipe_copy(tmp_path)
     app = app_factory()
@@ -365,8 +369,6 @@ async def test_adapter_method_shows_its_own_fields(tmp_path, app_factory):
 
 
 async def test_checkpointing_liger_and_trackers_go_into_train(tmp_path, app_factory):
-    from textual.widgets import Select
-
     path = recipe_copy(tmp_path)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:

@@ -11,6 +11,7 @@ from tests.tui.screen_text import screen_text, wait_for
 from tests.tui.test_monitor_screen import open_monitor
 from workbench.core.metrics import MetricsHistory
 from workbench.tui import chartplan
+from workbench.tui.screens.monitor import MonitorScreen
 from workbench.tui.screens.series_picker import SeriesPicker
 from workbench.tui.widgets.chart_grid import CHART_H, ChartGrid
 from workbench.tui.widgets.charts import MetricChart, downsample, ema
@@ -84,14 +85,16 @@ async def test_empty_charts_say_why(runs_dir, app_factory):
 
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_monitor(d)
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.query("#chart-loss"),
+                       "the monitor's charts")
         screen = app.screen
-        assert says(screen, "#chart-loss") == "loss waiting for the first log (logging_steps = 5)"
+        waiting = "loss waiting for the first log (logging_steps = 5)"
+        await wait_for(pilot, lambda: says(screen, "#chart-loss") == waiting, repr(waiting))
         with open(d / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": 1, "time": 1.0, "loss": 0.5, "reward": 0.1, "grad_norm": 1.0}) + "\n")
         await wait_for(pilot, lambda: screen.history.rows, "the run's rows")
-        await pilot.pause(1.0)  # the charts redraw at most every CHART_EVERY
-        assert says(screen, "#chart-KL") == "KL KL is logged only when beta > 0 (this recipe: beta = 0)"
+        kl = "KL KL is logged only when beta > 0 (this recipe: beta = 0)"
+        await wait_for(pilot, lambda: says(screen, "#chart-KL") == kl, repr(kl))  # redrawn at most every CHART_EVERY
         assert says(screen, "#chart-eval") == "held-out eval no eval yet: [eval] runs every 50 steps"
         assert "waiting" not in says(screen, "#chart-loss")
 
@@ -170,8 +173,7 @@ async def test_a_finished_run_is_polled_slowly_until_it_is_resumed(runs_dir, app
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_monitor(app, pilot, d)
-        await pilot.pause(0.3)
-        assert screen._slow and screen._poll_timer._interval == 0.6
+        await wait_for(pilot, lambda: screen._slow and screen._poll_timer._interval == 0.6, "the slow poll")
         status = json.loads((d / "status.json").read_text())
         status.update(state="running", ended=None)  # resumed (on another host: nothing settles it here)
         (d / "status.json").write_text(json.dumps(status))

@@ -62,7 +62,7 @@ async def test_samples_by_step_with_navigation_and_filters(runs_dir, app_factory
     async with app.run_test(size=SIZE) as pilot:
         await open_monitor(app, pilot, d)
         await pilot.press("2")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: "step 3  (3/3)" in screen_text(app), "the last step's samples")
         text = screen_text(app)
         assert "step 3  (3/3)" in text and "4/4 completions" in text
         assert "What is 3 + 0?" in text
@@ -92,9 +92,8 @@ async def test_log_pane_tails_stdout(runs_dir, app_factory):
     async with app.run_test(size=SIZE) as pilot:
         await open_monitor(app, pilot, d)
         await pilot.press("3")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: "log line 2" in screen_text(app), "the log's lines")
         text = screen_text(app)
-        assert "log line 2" in text
         assert "progress 100%" in text and "progress 10%" not in text  # carriage-return bars collapse
 
 
@@ -104,8 +103,7 @@ async def test_recipe_pane_and_stop_of_a_finished_run(runs_dir, app_factory):
     async with app.run_test(size=SIZE) as pilot:
         await open_monitor(app, pilot, d)
         await pilot.press("4")
-        await pilot.pause(0.1)
-        assert 'stage = "grpo"' in screen_text(app)
+        await wait_for(pilot, lambda: 'stage = "grpo"' in screen_text(app), "the recipe")
         await pilot.press("s")
         assert not (d / "stop.request").exists()  # nothing to stop
 
@@ -120,8 +118,7 @@ async def test_show_command_of_a_run(runs_dir, app_factory):
     async with app.run_test(size=SIZE) as pilot:
         await open_monitor(app, pilot, d)
         await pilot.press("x")
-        await pilot.pause(0.1)
-        assert isinstance(app.screen, MessageModal)
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageModal), "the command")
         assert "-m workbench.train" in app.screen.text and "OMP_NUM_THREADS=1" in app.screen.text
 
 

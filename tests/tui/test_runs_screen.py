@@ -33,8 +33,7 @@ async def test_lists_runs_newest_first_with_state_and_progress(runs_dir, app_fac
 async def test_empty_runs_dir_says_how_to_start(runs_dir, app_factory):
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
-        assert "Press n" in screen_text(app)
+        await wait_for(pilot, lambda: "Press n" in screen_text(app), "the empty list's hint")
 
 
 async def test_new_run_appears_while_open(runs_dir, app_factory):
@@ -53,8 +52,7 @@ async def test_enter_opens_the_monitor(runs_dir, app_factory):
     async with app.run_test(size=SIZE) as pilot:
         await wait_rows(pilot, 1)
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, MonitorScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), "the monitor")
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
 
@@ -150,9 +148,9 @@ async def test_at_80_columns_state_step_reward_and_age_are_whole(runs_dir, app_f
         footer = screen_text(app).splitlines()[-1]
         assert "Open" in footer and "Stop" in footer and footer.rstrip().endswith("^p palette"), footer
         await pilot.resize_terminal(120, 24)
-        await pilot.pause(0.3)
-        header = next(line for line in screen_text(app).splitlines() if line.split()[:2] == ["run", "state"])
-        assert header.split() == ["run", "state", "stage", "model", "step", "reward", "loss", "age", "time"]
+        wide = ["run", "state", "stage", "model", "step", "reward", "loss", "age", "time"]
+        await wait_for(pilot, lambda: any(line.split() == wide for line in screen_text(app).splitlines()),
+                       "the header of every column at 120")
         assert "20260101-083012-grpo-arith-lr1e-4-b004" in screen_text(app), "whole at 120"
 
 
@@ -162,8 +160,7 @@ async def test_duplicate_opens_an_unsaved_editor_on_the_runs_recipe(runs_dir, ap
     async with app.run_test(size=SIZE) as pilot:
         await wait_rows(pilot, 1)
         await pilot.press("c")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, EditorScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), "the editor")
         assert app.screen.recipe.path is None
         assert app.screen.recipe.get("train.num_generations") == 4
         assert "not saved yet" in screen_text(app)
@@ -188,8 +185,7 @@ async def test_prepared_run_starts_with_enter(runs_dir, app_factory, monkeypatch
         await pilot.pause(0.1)
         assert any("never started" in n for n in notices(app))
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, MonitorScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), "the monitor of the started run")
         wait_until(lambda: supervisor.status(rd)["state"] == "completed", timeout=20, what="the started run")
 
 
@@ -204,8 +200,7 @@ async def test_new_run_picks_a_stage_and_opens_its_template(runs_dir, app_factor
                   if title in line}
         assert len(starts) == 1, "the titles start in one column, whatever the name's length"
         await pilot.press(*["down"] * list(STAGES).index("sft"), "enter")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, EditorScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), "the editor")
         assert app.screen.recipe.stage == "sft"
 
 
@@ -217,5 +212,5 @@ async def test_command_palette_offers_new_runs(runs_dir, app_factory):
         await pilot.press(*"new sft")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, EditorScreen) and app.screen.recipe.stage == "sft"
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), "the editor")
+        assert app.screen.recipe.stage == "sft"

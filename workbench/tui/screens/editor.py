@@ -171,27 +171,58 @@ class EditorScreen(EditorIO, Screen):
         self.set_value(key, value)
 
     def take_form(self) -> None:
-        """Write every field's text into the recipe now. Input.Changed reaches this screen a message later, so a
-        ctrl+r or ctrl+s pressed right after typing (a paste, a script's send-keys, a busy machine) would otherwise
-        launch or save the recipe as it was before the edit."""
+        """Write every field's text, choice and switch into the recipe now. Their Changed messages reach this screen
+        a message later, so a ctrl+r or ctrl+s pressed right after an edit (a paste, a script's send-keys, a busy
+        machine) would otherwise launch or save the recipe as it was before it."""
         for inp in self.query(Input).results(Input):
             self.take_input(inp)
+        for control in self.CONTROLS:
+            for widget in self.query(f"#{control}"):
+                if isinstance(widget, (Select, Switch)):
+                    self.take_control(control, widget.value)
 
-    @on(Switch.Changed, "#trust")
-    def _trust(self, event: Switch.Changed) -> None:
-        if event.value != bool(self.recipe.get("model.trust_remote_code", False)):
-            self.set_value("model.trust_remote_code", True if event.value else None)
-        self.update_trust()
+    # The choices and switches of the form, in the order take_form applies them: ZeRO may switch the launcher,
+    # and the adapter method sets the checkpointing switch. The stage is not among them (it rebuilds the form).
+    CONTROLS = ("trust", "peft-method", "report-to", "grad-ckpt", "liger", "zero", "vllm-mode", "backend", "offload")
 
-    @on(Select.Changed, "#peft-method, #report-to")
-    @on(Switch.Changed, "#grad-ckpt, #liger")
-    def _train_option(self, event: Select.Changed | Switch.Changed) -> None:
-        from workbench.tui.widgets.recipe_form import option_edits
+    @on(Select.Changed, "#peft-method, #report-to, #zero, #vllm-mode, #backend")
+    @on(Switch.Changed, "#trust, #grad-ckpt, #liger, #offload")
+    def _control_changed(self, event: Select.Changed | Switch.Changed) -> None:
+        self.take_control(event.control.id or "", event.value)
 
-        for key, value in option_edits(self.recipe, event.control.id or "", event.value):
-            self.set_value(key, value)
-        if event.control.id == "peft-method":
-            self.show_peft_fields()
+    def take_control(self, control: str, value) -> None:
+        """Write a choice or switch into the recipe; nothing when the recipe already says so."""
+        from workbench.tui.widgets.recipe_form import option_edits, vllm_mode
+
+        if control == "trust":
+            if value != bool(self.recipe.get("model.trust_remote_code", False)):
+                self.set_value("model.trust_remote_code", True if value else None)
+            self.update_trust()
+        elif control in ("peft-method", "report-to", "grad-ckpt", "liger"):
+            edits = option_edits(self.recipe, control, value)
+            for key, v in edits:
+                self.set_value(key, v)
+            if control == "peft-method" and edits:
+                self.show_peft_fields()
+        elif control == "zero":
+            if isinstance(value, int) and value != (self.recipe.get("launch.zero_stage") or 0):
+                if value > 0 and (self.recipe.get("launch.backend") or "python") == "python":
+                    self.query_one("#backend", Select).value = "deepspeed"  # ZeRO needs a distributed launcher
+                self.set_value("launch.zero_stage", value)
+        elif control == "vllm-mode":
+            if isinstance(value, str) and value != vllm_mode(self.recipe):
+                on_ = value != "off"  # trl's own fields: use_vllm, vllm_mode ([vllm] server_gpus for server mode)
+                self.set_value("train.use_vllm", True if on_ else None)
+                self.set_value("train.vllm_mode", value if on_ else None)
+        elif control == "backend":
+            if isinstance(value, str) and value != (self.recipe.get("launch.backend") or "python"):
+                self.set_value("launch.backend", value)
+        elif control == "offload":
+            if value != bool(self.recipe.get("launch.offload_optimizer")):
+                self.set_value("launch.offload_optimizer", True if value else None)
+                zero3 = self.recipe.get("launch.zero_stage") == 3
+                if zero3 or not value:
+                    self.set_value("launch.offload_params", True if value and zero3 else None)
 
     def show_peft_fields(self) -> None:
         """The adapter method's own [peft] rows (core/peft_methods.FIELDS), its note, checkpointing's default."""
@@ -206,36 +237,6 @@ class EditorScreen(EditorIO, Screen):
             note.update(method_note(method))
         for switch in self.query("#grad-ckpt").results(Switch):
             switch.value = checkpointing_on(self.recipe)  # prefix tuning turns it off
-
-    @on(Select.Changed, "#zero")
-    def _zero(self, event: Select.Changed) -> None:
-        if isinstance(event.value, int) and event.value != (self.recipe.get("launch.zero_stage") or 0):
-            if event.value > 0 and (self.recipe.get("launch.backend") or "python") == "python":
-                self.query_one("#backend", Select).value = "deepspeed"  # ZeRO needs a distributed launcher
-            self.set_value("launch.zero_stage", event.value)
-
-    @on(Select.Changed, "#vllm-mode")
-    def _vllm_mode(self, event: Select.Changed) -> None:
-        from workbench.tui.widgets.recipe_form import vllm_mode
-
-        if not isinstance(event.value, str) or event.value == vllm_mode(self.recipe):
-            return
-        on_ = event.value != "off"  # trl's own fields: use_vllm, vllm_mode ([vllm] server_gpus for server mode)
-        self.set_value("train.use_vllm", True if on_ else None)
-        self.set_value("train.vllm_mode", event.value if on_ else None)
-
-    @on(Select.Changed, "#backend")
-    def _backend(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str) and event.value != (self.recipe.get("launch.backend") or "python"):
-            self.set_value("launch.backend", event.value)
-
-    @on(Switch.Changed, "#offload")
-    def _offload(self, event: Switch.Changed) -> None:
-        if event.value != bool(self.recipe.get("launch.offload_optimizer")):
-            self.set_value("launch.offload_optimizer", True if event.value else None)
-            zero3 = self.recipe.get("launch.zero_stage") == 3
-            if zero3 or not event.value:
-                self.set_value("launch.offload_params", True if event.value and zero3 else None)
 
     @on(Select.Changed, "#stage")
     async def _stage(self, event: Select.Changed) -> None:
