@@ -33,8 +33,11 @@ def runs_dir(tmp_path) -> Path:
         pytest.fail(f"the test left run(s) running, now killed: {', '.join(left)}")
 
 
-def kill_left_runs(runs: Path) -> list[str]:
+def kill_left_runs(runs: Path, grace: float = 15.0) -> list[str]:
+    """Kill the processes of every run in ``runs`` still there after ``grace`` seconds (a runner writes the final
+    state a moment before it exits; a stopped run is given time to end); the runs they belonged to."""
     import signal
+    import time
 
     from workbench.core import lifecycle
     from workbench.core.rundir import RunDir
@@ -44,14 +47,16 @@ def kill_left_runs(runs: Path) -> list[str]:
         if not (path / "status.json").is_file():
             continue
         rd = RunDir(path)
-        pids = lifecycle.processes(rd)
+        deadline = time.monotonic() + grace
+        while (pids := lifecycle.processes(rd)) and time.monotonic() < deadline:
+            time.sleep(0.1)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         if pids:
-            left.append(path.name)
+            left.append(f"{path.name} ({rd.read_status().get('state')}, pids {pids})")
     return left
 
 
