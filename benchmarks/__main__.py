@@ -2,7 +2,7 @@
 
     python -m benchmarks                 # all of them (make bench)
     python -m benchmarks startup bigrun  # some of them (imports, startup, bigrun, live, viewer, training)
-    python -m benchmarks --quick         # fewer repetitions: a smoke check, not numbers to quote
+    python -m benchmarks --quick         # fewer repetitions, imports two at a time: a smoke check, not numbers to quote
     python -m benchmarks training --pairs 8   # more interleaved training pairs than the default 3
 
 Exit status 1 when a budget is not met. A full run's table also goes to benchmarks/results/latest.md (and .json);
@@ -37,7 +37,7 @@ def table(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("groups", nargs="*", help=f"which to run (default: all of {', '.join(GROUPS)})")
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke check")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions, imports two at a time: a smoke check")
     ap.add_argument("--pairs", type=int, default=0, help="training: interleaved pairs (default 3, 1 with --quick)")
     ap.add_argument("--work", default=str(ROOT / ".cache" / "bench"), help="scratch dir (generated runs are kept)")
     args = ap.parse_args(argv)

@@ -12,10 +12,10 @@ from tests.tui.conftest import make_run
 
 
 def test_tui_and_light_cli_load_no_training_stack(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "imports", "--work", str(tmp_path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "imports", "--quick", "--work", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((tmp_path / "results" / "imports.json").read_text())["results"]
+    results = json.loads((tmp_path / "results" / "quick-imports.json").read_text())["results"]
     names = [r["name"] for r in results]
     assert any(n.startswith("TUI") for n in names) and any("`ls`" in n for n in names), names
     forbidden = [r for r in results if r["ok"] is False]
