@@ -185,10 +185,11 @@ class EditorScreen(EditorIO, Screen):
     # and the adapter method sets the checkpointing switch. The stage is not among them (it rebuilds the form).
     CONTROLS = ("trust", "peft-method", "report-to", "grad-ckpt", "liger", "zero", "vllm-mode", "backend", "offload")
 
-    @on(Select.Changed, "#peft-method, #report-to, #zero, #vllm-mode, #backend")
-    @on(Switch.Changed, "#trust, #grad-ckpt, #liger, #offload")
+    @on(Select.Changed)
+    @on(Switch.Changed)
     def _control_changed(self, event: Select.Changed | Switch.Changed) -> None:
-        self.take_control(event.control.id or "", event.value)
+        if event.control.id in self.CONTROLS:
+            self.take_control(event.control.id, event.value)
 
     def take_control(self, control: str, value) -> None:
         """Write a choice or switch into the recipe; nothing when the recipe already says so."""
@@ -199,10 +200,9 @@ class EditorScreen(EditorIO, Screen):
                 self.set_value("model.trust_remote_code", True if value else None)
             self.update_trust()
         elif control in ("peft-method", "report-to", "grad-ckpt", "liger"):
-            edits = option_edits(self.recipe, control, value)
-            for key, v in edits:
+            for key, v in option_edits(self.recipe, control, value):
                 self.set_value(key, v)
-            if control == "peft-method" and edits:
+            if control == "peft-method":
                 self.show_peft_fields()
         elif control == "zero":
             if isinstance(value, int) and value != (self.recipe.get("launch.zero_stage") or 0):

@@ -65,10 +65,10 @@ class EditorIO:
 
     # -- save ------------------------------------------------------------------------------------------------
     def action_save(self, then=None) -> None:
-        self.take_form()
         if self.recipe.path is None:
             self.action_save_as(then)
             return
+        self.take_form()
         self._write(self.recipe.path, then)
 
     def action_save_as(self, then=None) -> None:
