@@ -135,13 +135,19 @@ def random_point(rng, early: bool = False) -> tuple[int, int]:
 
 def test_sighup_and_sigint_to_the_pipeline_runner_are_ignored(pipes, tally, rng):
     pipe = pipes()
-    step, at = random_point(rng)
+    step, at = random_point(rng, early=True)  # room for both signals before the last stage ends
     pipe.wait_stage_step(step, at)
     runner = int(pipe.pd.read_status()["runner_pid"])
-    with tally.fault(f"SIGHUP to the pipeline runner at stage {step} step {at}"):
+    with tally.fault(f"SIGHUP to the pipeline runner at stage {step} step {at}") as fault:
         os.kill(runner, signal.SIGHUP)
         time.sleep(0.3)
-        assert pipeline.pipeline_status(pipe.pd)["state"] == "running"
+        st = pipeline.pipeline_status(pipe.pd)
+        if st["state"] == "completed":  # a loaded machine let the last stage finish within the 0.3 s
+            fault.fault += " (the pipeline completed first)"
+            pipe.check_ended("completed")
+            pipe.check_all_stages()
+            return
+        assert st["state"] == "running" and lifecycle.pipeline_alive(pipe.pd, pipe.pd.read_status()), st
     with tally.fault(f"SIGINT to the pipeline runner at stage {step}"):
         os.kill(runner, signal.SIGINT)
         pipe.check_ended("completed", within=FINAL_WITHIN_S + 30)
