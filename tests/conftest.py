@@ -1,7 +1,9 @@
 """Shared test set-up: caches inside the project (never the user's home), offline hub, helpers."""
 from __future__ import annotations
 
+import json
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -15,6 +17,45 @@ os.environ.setdefault("HF_DATASETS_CACHE", str(CACHE / "huggingface" / "datasets
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(CACHE / "torch_extensions"))
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test ever reaches for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Tests that start real trainers (or several processes on the rendezvous port): `make test` runs the suite on two
+# pytest-xdist workers (-n 2 --dist loadgroup) and these all go to one of them, one after another as in a serial run;
+# the other worker takes the rest (TUI, core, fault tests on fake trainers), which mostly wait or use one core.
+TRAINER_TESTS = ("tests/e2e/", "tests/train/", "tests/faults/test_real_trainer.py")
+
+
+def pytest_configure(config):
+    # One FAULT_SEED for the session (tests/faults/tally.py reads it): chosen here, where the xdist controller runs
+    # before it starts its workers, so every worker makes the same random choices a serial run would.
+    os.environ.setdefault("FAULT_SEED", str(random.SystemRandom().randrange(1_000_000)))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(item.path).relative_to(ROOT).as_posix().startswith(TRAINER_TESTS):
+            item.add_marker(pytest.mark.xdist_group("trainers"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist: a worker is done; its fault tally joins the controller's."""
+    if "fault_tally" in getattr(node, "workeroutput", {}):
+        from tests.faults.tally import TALLY
+        TALLY.merge(json.loads(node.workeroutput["fault_tally"]))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    tally = sys.modules.get("tests.faults.tally")
+    if hasattr(session.config, "workeroutput") and tally and tally.TALLY.outcomes:
+        session.config.workeroutput["fault_tally"] = json.dumps(tally.TALLY.to_json())
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tally = sys.modules.get("tests.faults.tally")
+    if tally and tally.TALLY.outcomes:
+        terminalreporter.write_sep("-", "fault injection")
+        terminalreporter.write_line(tally.TALLY.line())
+
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RECIPES = ROOT / "recipes"
