@@ -19,8 +19,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # no test ever reaches for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Tests that start real trainers (or several processes on the rendezvous port): `make test` runs the suite on two
-# pytest-xdist workers (-n 2 --dist loadgroup) and these all go to one of them, one after another as in a serial run;
-# the other worker takes the rest (TUI, core, fault tests on fake trainers), which mostly wait or use one core.
+# pytest-xdist workers, and these all go to one of them, one after another as in a serial run; the other worker
+# takes the rest (TUI, core, fault tests on fake trainers), which mostly wait or use one core.
 TRAINER_TESTS = ("tests/e2e/", "tests/train/", "tests/faults/test_real_trainer.py")
 
 
@@ -30,10 +30,18 @@ def pytest_configure(config):
     os.environ.setdefault("FAULT_SEED", str(random.SystemRandom().randrange(1_000_000)))
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if Path(item.path).relative_to(ROOT).as_posix().startswith(TRAINER_TESTS):
-            item.add_marker(pytest.mark.xdist_group("trainers"))
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scope scheduling with one scope for every trainer test (given to one worker first: the largest scope
+    goes first) and a scope per test for the rest. Not xdist_group: with pytest 9 its @group suffix no longer
+    reaches the node id, and the groups are silently ignored."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TrainersOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "trainers" if nodeid.startswith(TRAINER_TESTS) else nodeid
+
+    return TrainersOnOneWorker(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)

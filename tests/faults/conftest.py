@@ -25,7 +25,7 @@ def tally():
 @pytest.fixture
 def rng(request) -> random.Random:
     """This test's own stream: the same FAULT_SEED gives the same steps whatever else ran."""
-    return random.Random(f"{SEED}:{request.node.nodeid.split('@')[0]}")  # xdist appends @group to grouped ids
+    return random.Random(f"{SEED}:{request.node.nodeid}")
 
 
 @pytest.fixture
