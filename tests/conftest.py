@@ -17,6 +17,9 @@ os.environ.setdefault("HF_DATASETS_CACHE", str(CACHE / "huggingface" / "datasets
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(CACHE / "torch_extensions"))
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test ever reaches for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "PYTEST_XDIST_WORKER" in os.environ:  # xdist gives its workers COLUMNS=80 LINES=24; a serial run has neither
+    for var in ("COLUMNS", "LINES"):
+        os.environ.pop(var, None)
 
 # Tests that start real trainers (or several processes on the rendezvous port): `make test` runs the suite on two
 # pytest-xdist workers, and these all go to one of them, one after another as in a serial run; the other worker
@@ -28,6 +31,15 @@ def pytest_configure(config):
     # One FAULT_SEED for the session (tests/faults/tally.py reads it): chosen here, where the xdist controller runs
     # before it starts its workers, so every worker makes the same random choices a serial run would.
     os.environ.setdefault("FAULT_SEED", str(random.SystemRandom().randrange(1_000_000)))
+
+
+# Tests that hold training to a wall-clock budget (the demo learns, the newcomer's run learns within 90 s) run last:
+# by then the other worker has long finished the light tests and they have both cores, as in a serial run.
+TIMED_LAST = ("tests/e2e/test_newcomer_tmux.py", "tests/e2e/test_demo_learns.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: Path(item.path).relative_to(ROOT).as_posix() in TIMED_LAST)  # stable
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)

@@ -56,7 +56,7 @@ def test_ls_missing_runs_dir_via_env(tmp_path):
 def test_ls_populated(runs_dir):
     done = finished_run(runs_dir)
     failed = finished_run(runs_dir, "sft-broke", state="failed", stage="sft", error="RuntimeError: boom")
-    proc = wb("ls", "--runs-dir", str(runs_dir))  # --runs-dir after the command works too
+    proc = wb("ls", "--runs-dir", str(runs_dir), env={"COLUMNS": "120"})  # --runs-dir after the command works too
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["RUN", "STATE", "STAGE", "MODEL", "STEP", "REWARD", "LOSS", "AGE", "TIME"]

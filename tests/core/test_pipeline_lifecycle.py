@@ -279,6 +279,7 @@ def test_ls_shows_a_pipeline_with_its_stage_runs_under_it(runs_dir, tmp_path, fa
     for proc in (solo_before.process, got.process, solo_after.process):
         proc.wait(timeout=30)
     capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "120")  # every column, whatever terminal the tests run in
     assert cli.main(["--runs-dir", str(runs_dir), "ls"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
     first, second = stage_runs(got.pipeline)
