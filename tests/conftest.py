@@ -21,10 +21,11 @@ if "PYTEST_XDIST_WORKER" in os.environ:  # xdist gives its workers COLUMNS=80 LI
     for var in ("COLUMNS", "LINES"):
         os.environ.pop(var, None)
 
-# Tests that start real trainers (or several processes on the rendezvous port): `make test` runs the suite on two
-# pytest-xdist workers, and these all go to one of them, one after another as in a serial run; the other worker
-# takes the rest (TUI, core, fault tests on fake trainers), which mostly wait or use one core.
-TRAINER_TESTS = ("tests/e2e/", "tests/train/", "tests/faults/test_real_trainer.py")
+# Tests that start real trainers (or several processes on the rendezvous port) and the fault tests (signals at a
+# step of a run that takes 0.02 s a step): `make test` runs the suite on two pytest-xdist workers, and these all go
+# to one of them, one after another as in a serial run (the fault tests after the e2e ones, when the other worker is
+# done); the other worker takes the rest (TUI pilot, core, bench), which mostly wait or use one core.
+TRAINER_TESTS = ("tests/e2e/", "tests/faults/", "tests/train/")
 
 
 def pytest_configure(config):

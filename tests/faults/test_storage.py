@@ -189,6 +189,23 @@ def test_run_killed_on_a_full_disk_is_still_shown_killed(runs, tally, rng, monke
 
 
 # -- the run directory deleted while the run is live ---------------------------------------------------------
+def rm_rf(path) -> None:
+    """What a user's `rm -rf RUN_DIR` does to a live run: a writer may add a file between the listing and the last
+    rmdir (ENOTEMPTY, as a loaded run of the suite saw while a checkpoint was written), or rename away a file it
+    listed (ENOENT), and the user runs it again."""
+    for _ in range(20):
+        try:
+            shutil.rmtree(path)
+            return
+        except OSError as e:  # a file it listed was renamed away (ENOENT), or one was added (ENOTEMPTY)
+            if e.errno not in (errno.ENOTEMPTY, errno.ENOENT):
+                raise
+            if not path.exists():
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"{path} could not be deleted: something keeps writing into it")
+
+
 @pytest.mark.parametrize("when", ["training", "saving"])
 def test_run_dir_deleted_while_live(runs, tally, rng, when):
     """Nothing is left to record to: every process of the run ends within a heartbeat, none trains on."""
@@ -201,7 +218,7 @@ def test_run_dir_deleted_while_live(runs, tally, rng, when):
     else:
         run.wait_step(at)
     with tally.fault(f"run dir deleted while {when} (step {at})"):
-        shutil.rmtree(run.rd.path)
+        rm_rf(run.rd.path)
         run.assert_no_processes(within=HEARTBEAT_EVERY + 5)
         assert run.rd.id not in [rd.id for rd, _ in supervisor.list_runs(run.rd.path.parent)]
         assert read_history(run.rd.metrics_path).step == 0
