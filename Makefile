@@ -36,9 +36,10 @@ $(PREBUILT): $(STAMP) scripts/prebuild.py workbench/train/tiny_chat.py workbench
 	HF_HUB_OFFLINE=1 $(PY) scripts/prebuild.py
 	touch $(PREBUILT)
 
-# Two pytest-xdist workers: the tests that start real trainers and the fault tests run one after another on one of
-# them (one scope of the scheduler in tests/conftest.py), the light tests on the other. Most of the suite waits or
-# uses one core: on 2 cores this takes about three quarters of a serial run. One file runs serially: `.venv/bin/pytest FILE`.
+# Two pytest-xdist workers: the tests that start real trainers and the fault tests run one after another
+# on one of them (one scope of the scheduler in tests/conftest.py), the light tests on the other. Most of
+# the suite waits or uses one core: on 2 cores this takes about three quarters of a serial run.
+# One file runs serially: `.venv/bin/pytest FILE`.
 test: $(STAMP) $(PREBUILT)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
 
