@@ -1,7 +1,6 @@
 """Shared test set-up: caches inside the project (never the user's home), offline hub, helpers."""
 from __future__ import annotations
 
-import json
 import os
 import random
 import sys
@@ -62,13 +61,13 @@ def pytest_testnodedown(node, error):
     """xdist: a worker is done; its fault tally joins the controller's."""
     if "fault_tally" in getattr(node, "workeroutput", {}):
         from tests.faults.tally import TALLY
-        TALLY.merge(json.loads(node.workeroutput["fault_tally"]))
+        TALLY.merge(node.workeroutput["fault_tally"])
 
 
 def pytest_sessionfinish(session, exitstatus):
     tally = sys.modules.get("tests.faults.tally")
     if hasattr(session.config, "workeroutput") and tally and tally.TALLY.outcomes:
-        session.config.workeroutput["fault_tally"] = json.dumps(tally.TALLY.to_json())
+        session.config.workeroutput["fault_tally"] = tally.TALLY.to_json()  # plain dicts, lists and floats
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -15,6 +15,7 @@ import pytest
 from tests.faults.harness import Runs
 from tests.faults.tally import SEED, TALLY
 
+
 @pytest.fixture
 def tally():
     TALLY.first = TALLY.first or time.monotonic()
@@ -41,4 +42,3 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed and "rng" in getattr(item, "fixturenames", ()):
         report.sections.append(("fault seed", f"rerun with FAULT_SEED={SEED} (this test's random steps)"))
-

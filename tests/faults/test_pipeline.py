@@ -81,6 +81,16 @@ class Pipe:
         self.check_all_stages()
         return True
 
+    def completed_first(self, fault, what: str = "the pipeline") -> bool:
+        """Whether the pipeline completed before the fault reached it (a loaded machine, its last stage near its
+        end): then every stage is checked completed, in order, and the tally says so."""
+        if pipeline.pipeline_status(self.pd)["state"] != "completed":
+            return False
+        fault.fault += f" ({what} completed first)"
+        self.check_ended("completed")
+        self.check_all_stages()
+        return True
+
     def check_all_stages(self) -> None:
         st = self.pd.read_status()
         if [s["state"] for s in st["stages"]] != ["completed"] * len(STAGES):
@@ -141,13 +151,10 @@ def test_sighup_and_sigint_to_the_pipeline_runner_are_ignored(pipes, tally, rng)
     with tally.fault(f"SIGHUP to the pipeline runner at stage {step} step {at}") as fault:
         os.kill(runner, signal.SIGHUP)
         time.sleep(0.3)
-        st = pipeline.pipeline_status(pipe.pd)
-        if st["state"] == "completed":  # a loaded machine let the last stage finish within the 0.3 s
-            fault.fault += " (the pipeline completed first)"
-            pipe.check_ended("completed")
-            pipe.check_all_stages()
+        if pipe.completed_first(fault):  # the last stage finished within the 0.3 s
             return
-        assert st["state"] == "running" and lifecycle.pipeline_alive(pipe.pd, pipe.pd.read_status()), st
+        st = pipe.pd.read_status()
+        assert st["state"] == "running" and lifecycle.pipeline_alive(pipe.pd, st), st
     with tally.fault(f"SIGINT to the pipeline runner at stage {step}"):
         os.kill(runner, signal.SIGINT)
         pipe.check_ended("completed", within=FINAL_WITHIN_S + 30)
@@ -164,10 +171,8 @@ def test_signal_to_the_pipeline_runner(pipes, tally, rng, sig, monkeypatch):
     with tally.fault(f"{sig} to the pipeline runner at stage {step} step {at}") as fault:
         os.kill(int(pipe.pd.read_status()["runner_pid"]), getattr(signal, sig))
         if sig == "SIGKILL":  # settled killed; the stage's run is not touched and trains on to its end
-            if pipe.wait_final(FINAL_WITHIN_S)["state"] == "completed":  # a loaded machine: it ended first
-                fault.fault += " (the pipeline completed first)"
-                pipe.check_ended("completed")
-                pipe.check_all_stages()
+            pipe.wait_final(FINAL_WITHIN_S)
+            if pipe.completed_first(fault):
                 return
             st = pipe.check_ended("killed")
             assert run.rd.id in st["error"]
@@ -175,11 +180,9 @@ def test_signal_to_the_pipeline_runner(pipes, tally, rng, sig, monkeypatch):
         else:  # SIGTERM is the pipeline's stop: the run checkpoints and stops, later stages do not start
             pipe.wait_final(FINAL_WITHIN_S)
             if supervisor.status(run.rd)["state"] == "completed":  # it ended before the stop reached it
-                fault.fault += " (its stage completed first)"
-                if step == len(STAGES):
-                    pipe.check_ended("completed")
-                    pipe.check_all_stages()
+                if pipe.completed_first(fault, "its stage and the pipeline"):
                     return
+                fault.fault += " (its stage completed first)"
                 run.check_ended("completed", supervisor.status(run.rd))
             else:
                 run.check_ended("stopped", supervisor.status(run.rd))

@@ -197,7 +197,7 @@ def rm_rf(path) -> None:
         try:
             shutil.rmtree(path)
             return
-        except OSError as e:  # a file it listed was renamed away (ENOENT), or one was added (ENOTEMPTY)
+        except OSError as e:
             if e.errno not in (errno.ENOTEMPTY, errno.ENOENT):
                 raise
             if not path.exists():
